@@ -1,0 +1,2 @@
+// STUB: replaced by the API module.
+#include "daemon.h"

@@ -1,0 +1,2 @@
+// STUB: the daemon's wiring (config, resource manager, D-Bus API, signals, sd_notify).
+#pragma once
