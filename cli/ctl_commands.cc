@@ -1,0 +1,256 @@
+#include "ctl_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "config_load.h"
+#include "ctl_client.h"
+#include "ctl_output.h"
+#include "resource_types.h"
+
+namespace clusterd {
+namespace {
+
+int report(const CtlError& error) {
+  std::fprintf(stderr, "clusterctl: %s\n", error.message.c_str());
+  return error.exit_code;
+}
+
+void print(const std::string& text) { std::fputs(text.c_str(), stdout); }
+
+void print_json(const nlohmann::json& j, bool one_line = false) {
+  print((one_line ? j.dump() : j.dump(2)) + "\n");
+  std::fflush(stdout);
+}
+
+/// Connects, runs `body` with the client, reports a failure.
+template <typename F>
+int with_client(const CtlOptions& o, F body) {
+  auto client = CtlClient::connect(o.bus);
+  if (!client) return report(client.error());
+  CtlResult<void> result = body(*client);
+  return result ? kExitOk : report(result.error());
+}
+
+CtlResult<void> show_status(CtlClient& c, const CtlOptions& o) {
+  auto status = c.status();
+  if (!status) return std::unexpected(status.error());
+  if (o.json) {
+    print_json(to_json(*status), o.watch);
+  } else {
+    if (o.watch && isatty(STDOUT_FILENO)) print("\033[H\033[2J");
+    print(format_status(*status));
+    if (o.watch) print("\n");
+    std::fflush(stdout);
+  }
+  return {};
+}
+
+int cmd_status(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    if (o.watch) {
+      if (auto s = c.subscribe(); !s) return s;
+    }
+    if (auto shown = show_status(c, o); !shown) return shown;
+    while (o.watch) {
+      if (auto w = c.wait_change_forever(); !w) return w;
+      if (auto shown = show_status(c, o); !shown) return shown;
+    }
+    return {};
+  });
+}
+
+int cmd_nodes(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto nodes = c.nodes();
+    if (!nodes) return std::unexpected(nodes.error());
+    o.json ? print_json(to_json(*nodes)) : print(format_nodes(*nodes));
+    return {};
+  });
+}
+
+int cmd_groups(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto groups = c.groups();
+    if (!groups) return std::unexpected(groups.error());
+    o.json ? print_json(to_json(*groups)) : print(format_groups(*groups));
+    return {};
+  });
+}
+
+int cmd_resources(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    std::vector<GroupView> groups;
+    if (o.args.empty()) {
+      auto all = c.groups();
+      if (!all) return std::unexpected(all.error());
+      groups = std::move(*all);
+    } else {
+      auto one = c.group(o.args[0]);
+      if (!one) return std::unexpected(one.error());
+      groups.push_back(std::move(*one));
+    }
+    o.json ? print_json(resources_json(groups)) : print(format_resources(groups));
+    return {};
+  });
+}
+
+/// Prints events after `*last` and advances it.
+CtlResult<void> show_events(CtlClient& c, const CtlOptions& o, std::uint64_t* last) {
+  auto events = c.events(*last);
+  if (!events) return std::unexpected(events.error());
+  if (o.json && !o.follow) print_json(to_json(*events));
+  for (const auto& e : *events) {
+    if (o.json && o.follow) print_json(to_json(e), true);
+    else if (!o.json) print(format_event(e) + "\n");
+    *last = std::max(*last, e.seq);
+  }
+  std::fflush(stdout);
+  return {};
+}
+
+int cmd_events(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    std::uint64_t last = o.since;
+    if (o.follow) {
+      if (auto s = c.subscribe(); !s) return s;
+    }
+    if (auto shown = show_events(c, o, &last); !shown) return shown;
+    while (o.follow) {
+      if (auto w = c.wait_change_forever(); !w) return w;
+      if (auto shown = show_events(c, o, &last); !shown) return shown;
+    }
+    return {};
+  });
+}
+
+/// State and reason of the group or resource of `target`.
+CtlResult<std::pair<std::string, std::string>> observe(CtlClient& c, const Target& target) {
+  auto group = c.group(target.group);
+  if (!group) return std::unexpected(group.error());
+  if (target.resource.empty()) return std::make_pair(group->state, group->reason);
+  for (const auto& r : group->resources) {
+    if (r.name == target.resource) return std::make_pair(r.state, r.reason);
+  }
+  return std::unexpected(CtlError{kExitFailed, fmt::format("group {} has no resource called {}",
+                                                           target.group, target.resource)});
+}
+
+std::string target_name(const Target& t) {
+  return t.resource.empty() ? t.group : t.group + "/" + t.resource;
+}
+
+/// Follows Changed signals until the target reaches its state, fails, or the deadline passes.
+CtlResult<void> wait_for(CtlClient& c, const Target& target, bool online, Duration timeout) {
+  MonoTime deadline = mono_now() + timeout;
+  std::uint64_t changes_at_request = c.changes();
+  const char* goal = online ? "online" : "offline";
+  while (true) {
+    auto seen = observe(c, target);
+    if (!seen) return std::unexpected(seen.error());
+    auto [state, reason] = *seen;
+    switch (judge_wait(online, state, c.changes() > changes_at_request)) {
+      case WaitVerdict::Reached: print(fmt::format("{}: {}\n", target_name(target), state)); return {};
+      case WaitVerdict::Failed:
+        return std::unexpected(CtlError{kExitFailed, fmt::format("{} failed: {}",
+                                        target_name(target), reason.empty() ? "no reason given" : reason)});
+      case WaitVerdict::Pending: break;
+    }
+    auto changed = c.wait_change(deadline);
+    if (!changed) return std::unexpected(changed.error());
+    if (!*changed)
+      return std::unexpected(CtlError{kExitFailed,
+          fmt::format("{} did not become {} within {} (now {})", target_name(target), goal,
+                      format_duration(timeout), state)});
+  }
+}
+
+int cmd_set_target(const CtlOptions& o, bool online) {
+  auto target = parse_target(o.args[0]);
+  if (!target) return report({kExitUsage, target.error().message});
+  auto timeout = parse_duration(o.timeout);
+  if (!timeout) return report({kExitUsage, fmt::format("invalid --timeout \"{}\": {}", o.timeout,
+                                                      timeout.error().message)});
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    if (auto s = c.subscribe(); !s) return s;
+    if (auto r = c.set_target(online, target->group, target->resource); !r) return r;
+    if (o.no_wait) return {};
+    return wait_for(c, *target, online, *timeout);
+  });
+}
+
+void print_diagnostics(const Diagnostics& diagnostics) {
+  for (const auto& d : diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+}
+
+int cmd_validate(const CtlOptions& o) {
+  SystemTypeCatalog catalog(o.ocf_root);
+  auto loaded = load_config(o.args[0], catalog);
+  if (!loaded) {
+    print_diagnostics(loaded.error());
+    return kExitFailed;
+  }
+  print(fmt::format("{}: valid (cluster {}, {} nodes, {} groups)\n", o.args[0],
+                    (*loaded)->cluster.name, (*loaded)->nodes.size(), (*loaded)->groups.size()));
+  return kExitOk;
+}
+
+CtlResult<void> print_apply_result(const ApplyResult& result) {
+  if (!result.applied) {
+    print_diagnostics(result.diagnostics);
+    return std::unexpected(CtlError{kExitFailed, fmt::format(
+        "the configuration was rejected ({} problems); the running one stays",
+        result.diagnostics.size())});
+  }
+  if (result.changes.empty()) print("applied: no changes\n");
+  for (const auto& change : result.changes) print(change + "\n");
+  return {};
+}
+
+int cmd_apply(const CtlOptions& o) {
+  std::ifstream in(o.args[0]);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return report({kExitFailed, fmt::format("could not read {}", o.args[0])});
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto result = c.apply(text.str(), o.args[0]);
+    if (!result) return std::unexpected(result.error());
+    return print_apply_result(*result);
+  });
+}
+
+int cmd_reload(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto result = c.reload();
+    if (!result) return std::unexpected(result.error());
+    return print_apply_result(*result);
+  });
+}
+
+}  // namespace
+
+WaitVerdict judge_wait(bool online, const std::string& state, bool failed_is_final) {
+  if (state == (online ? "online" : "offline")) return WaitVerdict::Reached;
+  if (state == "failed" && failed_is_final) return WaitVerdict::Failed;
+  return WaitVerdict::Pending;
+}
+
+int run_command(const CtlOptions& o) {
+  const std::string& cmd = o.command;
+  if (cmd == "status") return cmd_status(o);
+  if (cmd == "nodes") return cmd_nodes(o);
+  if (cmd == "groups") return cmd_groups(o);
+  if (cmd == "resources") return cmd_resources(o);
+  if (cmd == "events") return cmd_events(o);
+  if (cmd == "online") return cmd_set_target(o, true);
+  if (cmd == "offline") return cmd_set_target(o, false);
+  if (cmd == "validate") return cmd_validate(o);
+  if (cmd == "apply") return cmd_apply(o);
+  if (cmd == "reload") return cmd_reload(o);
+  return report({kExitUsage, fmt::format("unknown command \"{}\"", cmd)});
+}
+
+}  // namespace clusterd
