@@ -74,6 +74,8 @@ class ResourceDriver {
   FailureHandler failure_handler_;
 };
 
+class NetlinkWatcher;  // net module: one rtnetlink socket per daemon, shared by ip resources
+
 /// What a driver needs besides its resource's configuration.
 struct DriverContext {
   sd_event* loop = nullptr;
@@ -82,6 +84,7 @@ struct DriverContext {
   std::string group;
   std::string ocf_root = "/usr/lib/ocf";
   std::string state_dir = "/var/lib/clusterd";  ///< Per-resource scratch: STATE_DIR/RESOURCE.
+  std::shared_ptr<NetlinkWatcher> netlink;      ///< Shared address/link watcher (ip type).
 };
 
 using DriverFactory = std::function<Result<std::unique_ptr<ResourceDriver>>(
