@@ -228,9 +228,10 @@ Result<ApplyResult> Daemon::take_config(std::expected<ConfigPtr, Diagnostics> lo
   if (loaded) result.diagnostics = check_new_config(**loaded);
   else result.diagnostics = std::move(loaded.error());
   if (!result.diagnostics.empty()) {
-    log(LogLevel::Warning, {}, "new configuration rejected ({}), keeping the running one",
-        reason);
     log_diagnostics(LogLevel::Warning, result.diagnostics);
+    record("config", fmt::format("configuration from {} rejected ({}): {} problem{}; the running "
+                                 "configuration stays", result.diagnostics.front().file, reason,
+                                 result.diagnostics.size(), result.diagnostics.size() == 1 ? "" : "s"));
     return result;
   }
   if (!save_text.empty()) {
