@@ -20,8 +20,9 @@ bool is_disconnect(int r) {
 CtlError call_error(const sd_bus_error& error, int r) {
   if (sd_bus_error_has_name(&error, kErrorAccessDenied))
     return {kExitDenied, error.message ? error.message : "permission denied"};
-  if (sd_bus_error_is_set(&error)) return {kExitFailed, error.message ? error.message : error.name};
+  // Checked before the error name: sd-bus reports a lost connection as System.Error.ECONNRESET.
   if (is_disconnect(r)) return {kExitUnreachable, "the connection to clusterd was lost"};
+  if (sd_bus_error_is_set(&error)) return {kExitFailed, error.message ? error.message : error.name};
   if (r == -ETIMEDOUT) return {kExitFailed, "clusterd did not answer in time"};
   return {kExitFailed, fmt::format("the call failed: {}", std::strerror(-r))};
 }

@@ -201,9 +201,10 @@ int cmd_validate(const CtlOptions& o) {
 CtlResult<void> print_apply_result(const ApplyResult& result) {
   if (!result.applied) {
     print_diagnostics(result.diagnostics);
+    std::size_t n = result.diagnostics.size();
     return std::unexpected(CtlError{kExitFailed, fmt::format(
-        "the configuration was rejected ({} problems); the running one stays",
-        result.diagnostics.size())});
+        "the configuration was rejected ({} problem{}); the running one stays", n,
+        n == 1 ? "" : "s")});
   }
   if (result.changes.empty()) print("applied: no changes\n");
   for (const auto& change : result.changes) print(change + "\n");

@@ -85,8 +85,9 @@ Result<void> Daemon::load_initial_config() {
   auto loaded = load_config(options_.config_path, catalog_);
   if (!loaded) {
     log_diagnostics(LogLevel::Err, loaded.error());
-    return fail("the configuration {} is invalid ({} problems)", options_.config_path,
-                loaded.error().size());
+    std::size_t n = loaded.error().size();
+    return fail("the configuration {} is invalid ({} problem{})", options_.config_path, n,
+                n == 1 ? "" : "s");
   }
   if (node_.empty()) return fail("the hostname is empty; name this node with --node");
   if ((*loaded)->find_node(node_) == nullptr)
