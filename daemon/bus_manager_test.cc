@@ -192,7 +192,7 @@ TEST_CASE("api: OnlineGroup reaches the backend with the caller in the reason") 
   auto group = f.call("GetGroup", [](sd_bus_message* m) { sd_bus_message_append(m, "s", "web"); });
   GroupView view;
   REQUIRE(bus_read(group.get(), &view) >= 0);
-  CHECK(view.state == "online");
+  CHECK(view.state == to_string(GroupState::Online));
   CHECK(view.resources[0].pid == 1234);
 }
 
