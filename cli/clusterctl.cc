@@ -1,10 +1,10 @@
 // clusterctl: parse the command line, then run one command against clusterd.
+#include <build_config.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <build_config.h>
 
 #include "ctl_args.h"
 #include "ctl_commands.h"
@@ -21,9 +21,12 @@ int usage_error(const std::string& message) {
 /// Help for "--help", "help", "help CMD" and "CMD --help"; -1 when no help was asked for.
 int maybe_help(const CtlOptions& o) {
   std::string topic;
-  if (o.command == "help") topic = o.args.empty() ? "" : o.args[0];
-  else if (o.help) topic = o.command;
-  else return -1;
+  if (o.command == "help")
+    topic = o.args.empty() ? "" : o.args[0];
+  else if (o.help)
+    topic = o.command;
+  else
+    return -1;
   std::string text = ctl_help(topic);
   if (text.empty()) return usage_error("unknown command \"" + topic + "\"");
   std::fputs(text.c_str(), stdout);
@@ -34,8 +37,8 @@ int maybe_help(const CtlOptions& o) {
 
 int main(int argc, char** argv) {
   const char* env_bus = std::getenv("CLUSTERD_BUS");
-  auto options = parse_ctl_args(std::vector<std::string>(argv + 1, argv + argc),
-                                env_bus ? env_bus : "");
+  auto options =
+      parse_ctl_args(std::vector<std::string>(argv + 1, argv + argc), env_bus ? env_bus : "");
   if (!options) return usage_error(options.error().message);
   if (options->version) {
     std::printf("clusterctl %s\n", CLUSTERD_VERSION);

@@ -20,9 +20,15 @@ const std::map<std::string, CommandSpec>& commands() {
       {"nodes", {0, 0, {"--json"}, "nodes [--json]"}},
       {"groups", {0, 0, {"--json"}, "groups [--json]"}},
       {"resources", {0, 1, {"--json"}, "resources [GROUP] [--json]"}},
-      {"events", {0, 0, {"--json", "--since", "--follow"}, "events [--since N] [--follow] [--json]"}},
-      {"online", {1, 1, {"--timeout", "--no-wait"}, "online GROUP|GROUP/RESOURCE [--timeout D] [--no-wait]"}},
-      {"offline", {1, 1, {"--timeout", "--no-wait"}, "offline GROUP|GROUP/RESOURCE [--timeout D] [--no-wait]"}},
+      {"events",
+       {0, 0, {"--json", "--since", "--follow"}, "events [--since N] [--follow] [--json]"}},
+      {"online",
+       {1, 1, {"--timeout", "--no-wait"}, "online GROUP|GROUP/RESOURCE [--timeout D] [--no-wait]"}},
+      {"offline",
+       {1,
+        1,
+        {"--timeout", "--no-wait"},
+        "offline GROUP|GROUP/RESOURCE [--timeout D] [--no-wait]"}},
       {"validate", {1, 1, {"--ocf-root"}, "validate FILE [--ocf-root DIR]"}},
       {"apply", {1, 1, {}, "apply FILE"}},
       {"reload", {0, 0, {}, "reload"}},
@@ -50,9 +56,12 @@ Result<std::uint64_t> parse_seq(const std::string& text) {
 
 /// Applies one option that takes a value.
 Result<void> set_valued(CtlOptions& o, const std::string& name, const std::string& value) {
-  if (name == "--bus") o.bus = value;
-  else if (name == "--ocf-root") o.ocf_root = value;
-  else if (name == "--timeout") o.timeout = value;
+  if (name == "--bus")
+    o.bus = value;
+  else if (name == "--ocf-root")
+    o.ocf_root = value;
+  else if (name == "--timeout")
+    o.timeout = value;
   else if (name == "--since") {
     auto seq = parse_seq(value);
     if (!seq) return std::unexpected(seq.error());
@@ -64,16 +73,26 @@ Result<void> set_valued(CtlOptions& o, const std::string& name, const std::strin
 
 /// Applies one flag; false when `name` is no flag.
 bool set_flag(CtlOptions& o, const std::string& name) {
-  if (name == "--help" || name == "-h") o.help = true;
-  else if (name == "--version") o.version = true;
-  else if (name == "--json") o.json = true;
-  else if (name == "--watch" || name == "-w") o.watch = true;
-  else if (name == "--follow" || name == "-f") o.follow = true;
-  else if (name == "--no-wait") o.no_wait = true;
-  else return false;
-  if (name == "-w") o.used.insert("--watch");
-  else if (name == "-f") o.used.insert("--follow");
-  else if (name != "--help" && name != "-h" && name != "--version") o.used.insert(name);
+  if (name == "--help" || name == "-h")
+    o.help = true;
+  else if (name == "--version")
+    o.version = true;
+  else if (name == "--json")
+    o.json = true;
+  else if (name == "--watch" || name == "-w")
+    o.watch = true;
+  else if (name == "--follow" || name == "-f")
+    o.follow = true;
+  else if (name == "--no-wait")
+    o.no_wait = true;
+  else
+    return false;
+  if (name == "-w")
+    o.used.insert("--watch");
+  else if (name == "-f")
+    o.used.insert("--follow");
+  else if (name != "--help" && name != "-h" && name != "--version")
+    o.used.insert(name);
   return true;
 }
 
@@ -81,7 +100,8 @@ const std::set<std::string> kValued = {"--bus", "--ocf-root", "--timeout", "--si
 
 }  // namespace
 
-Result<CtlOptions> parse_ctl_args(const std::vector<std::string>& args, const std::string& env_bus) {
+Result<CtlOptions> parse_ctl_args(const std::vector<std::string>& args,
+                                  const std::string& env_bus) {
   CtlOptions o;
   if (!env_bus.empty()) o.bus = env_bus;
   std::vector<std::string> positional;

@@ -12,7 +12,7 @@ namespace clusterd {
 
 /// Exit codes of clusterctl (documented in clusterctl(8)).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;       ///< Refused, failed, invalid file, timed out.
+inline constexpr int kExitFailed = 1;  ///< Refused, failed, invalid file, timed out.
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnreachable = 3;  ///< No daemon at the socket.
 inline constexpr int kExitDenied = 4;       ///< Permission denied.

@@ -12,8 +12,7 @@ namespace {
 constexpr std::uint64_t kCallTimeoutUsec = 120ull * 1000000;
 
 bool is_disconnect(int r) {
-  return r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE || r == -ECONNREFUSED ||
-         r == -ESHUTDOWN;
+  return r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE || r == -ECONNREFUSED || r == -ESHUTDOWN;
 }
 
 /// The exit code for a failed call: denied, unreachable or failed.
@@ -56,9 +55,8 @@ CtlResult<CtlClient> CtlClient::connect(const std::string& path) {
   r = sd_bus_set_address(raw, ("unix:path=" + path).c_str());
   if (r >= 0) r = sd_bus_start(raw);
   if (r < 0)
-    return std::unexpected(CtlError{kExitUnreachable,
-                                    fmt::format("cannot reach clusterd at {}: {}", path,
-                                                std::strerror(-r))});
+    return std::unexpected(CtlError{
+        kExitUnreachable, fmt::format("cannot reach clusterd at {}: {}", path, std::strerror(-r))});
   return CtlClient(std::move(bus));
 }
 
@@ -119,10 +117,9 @@ CtlResult<std::vector<Event>> CtlClient::events(std::uint64_t after) {
 CtlResult<void> CtlClient::set_target(bool online, const std::string& group,
                                       const std::string& resource) {
   CtlResult<BusMessagePtr> reply =
-      resource.empty()
-          ? call(online ? "OnlineGroup" : "OfflineGroup", "s", group.c_str())
-          : call(online ? "OnlineResource" : "OfflineResource", "ss", group.c_str(),
-                 resource.c_str());
+      resource.empty() ? call(online ? "OnlineGroup" : "OfflineGroup", "s", group.c_str())
+                       : call(online ? "OnlineResource" : "OfflineResource", "ss", group.c_str(),
+                              resource.c_str());
   if (!reply) return std::unexpected(reply.error());
   return {};
 }

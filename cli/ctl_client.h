@@ -2,13 +2,13 @@
 // waiting for the Changed signal. Every failure carries the exit code it should end with.
 #pragma once
 
+#include <systemd/sd-bus.h>
+
 #include <cstdint>
 #include <expected>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <systemd/sd-bus.h>
 
 #include "bus_view.h"
 #include "bus_wire.h"

@@ -104,8 +104,10 @@ CtlResult<void> show_events(CtlClient& c, const CtlOptions& o, std::uint64_t* la
   if (!events) return std::unexpected(events.error());
   if (o.json && !o.follow) print_json(to_json(*events));
   for (const auto& e : *events) {
-    if (o.json && o.follow) print_json(to_json(e), true);
-    else if (!o.json) print(format_event(e) + "\n");
+    if (o.json && o.follow)
+      print_json(to_json(e), true);
+    else if (!o.json)
+      print(format_event(e) + "\n");
     *last = std::max(*last, e.seq);
   }
   std::fflush(stdout);
@@ -153,18 +155,22 @@ CtlResult<void> wait_for(CtlClient& c, const Target& target, bool online, Durati
     if (!seen) return std::unexpected(seen.error());
     auto [state, reason] = *seen;
     switch (judge_wait(online, state, c.changes() > changes_at_request)) {
-      case WaitVerdict::Reached: print(fmt::format("{}: {}\n", target_name(target), state)); return {};
+      case WaitVerdict::Reached:
+        print(fmt::format("{}: {}\n", target_name(target), state));
+        return {};
       case WaitVerdict::Failed:
-        return std::unexpected(CtlError{kExitFailed, fmt::format("{} failed: {}",
-                                        target_name(target), reason.empty() ? "no reason given" : reason)});
-      case WaitVerdict::Pending: break;
+        return std::unexpected(
+            CtlError{kExitFailed, fmt::format("{} failed: {}", target_name(target),
+                                              reason.empty() ? "no reason given" : reason)});
+      case WaitVerdict::Pending:
+        break;
     }
     auto changed = c.wait_change(deadline);
     if (!changed) return std::unexpected(changed.error());
     if (!*changed)
-      return std::unexpected(CtlError{kExitFailed,
-          fmt::format("{} did not become {} within {} (now {})", target_name(target), goal,
-                      format_duration(timeout), state)});
+      return std::unexpected(CtlError{
+          kExitFailed, fmt::format("{} did not become {} within {} (now {})", target_name(target),
+                                   goal, format_duration(timeout), state)});
   }
 }
 
@@ -172,8 +178,9 @@ int cmd_set_target(const CtlOptions& o, bool online) {
   auto target = parse_target(o.args[0]);
   if (!target) return report({kExitUsage, target.error().message});
   auto timeout = parse_duration(o.timeout);
-  if (!timeout) return report({kExitUsage, fmt::format("invalid --timeout \"{}\": {}", o.timeout,
-                                                      timeout.error().message)});
+  if (!timeout)
+    return report({kExitUsage, fmt::format("invalid --timeout \"{}\": {}", o.timeout,
+                                           timeout.error().message)});
   return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
     if (auto s = c.subscribe(); !s) return s;
     if (auto r = c.set_target(online, target->group, target->resource); !r) return r;
@@ -202,9 +209,10 @@ CtlResult<void> print_apply_result(const ApplyResult& result) {
   if (!result.applied) {
     print_diagnostics(result.diagnostics);
     std::size_t n = result.diagnostics.size();
-    return std::unexpected(CtlError{kExitFailed, fmt::format(
-        "the configuration was rejected ({} problem{}); the running one stays", n,
-        n == 1 ? "" : "s")});
+    return std::unexpected(
+        CtlError{kExitFailed,
+                 fmt::format("the configuration was rejected ({} problem{}); the running one stays",
+                             n, n == 1 ? "" : "s")});
   }
   if (result.changes.empty()) print("applied: no changes\n");
   for (const auto& change : result.changes) print(change + "\n");

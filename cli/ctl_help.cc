@@ -6,7 +6,8 @@
 namespace clusterd {
 namespace {
 
-constexpr const char* kToolHelp = R"(clusterctl - look at and control the failover cluster (clusterd)
+constexpr const char* kToolHelp =
+    R"(clusterctl - look at and control the failover cluster (clusterd)
 
 Usage: clusterctl [--bus PATH] COMMAND [ARGS] [OPTIONS]
 

@@ -1,8 +1,8 @@
 #include "ctl_output.h"
 
-#include <algorithm>
-
 #include <fmt/core.h>
+
+#include <algorithm>
 
 namespace clusterd {
 namespace {
@@ -40,8 +40,8 @@ std::string format_nodes(const std::vector<NodeView>& nodes) {
 std::string format_groups(const std::vector<GroupView>& groups) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& g : groups)
-    rows.push_back({g.name, g.state, dash_if_empty(g.owner), std::to_string(g.resources.size()),
-                    g.reason});
+    rows.push_back(
+        {g.name, g.state, dash_if_empty(g.owner), std::to_string(g.resources.size()), g.reason});
   return format_table({"GROUP", "STATE", "OWNER", "RESOURCES", "REASON"}, rows);
 }
 
@@ -58,8 +58,8 @@ std::string format_resources(const std::vector<GroupView>& groups) {
 }
 
 std::string format_status(const StatusView& s) {
-  std::string out = fmt::format("Cluster {} (node {}, configuration {})\n\n", s.cluster, s.node,
-                                s.config);
+  std::string out =
+      fmt::format("Cluster {} (node {}, configuration {})\n\n", s.cluster, s.node, s.config);
   out += format_nodes(s.nodes) + "\n";
   if (s.groups.empty()) return out + "No groups are configured.\n";
   return out + format_groups(s.groups) + "\n" + format_resources(s.groups);

@@ -128,8 +128,8 @@ int group_action(sd_bus_message* m, void* userdata, sd_bus_error* error, bool on
   if (!reason) return -EACCES;
   if (!names_exist(*backend.config(), group, nullptr, error)) return -ENOENT;
   log(LogLevel::Info, {{"GROUP", group}}, "{}", *reason);
-  auto result = online ? backend.online_group(group, *reason)
-                       : backend.offline_group(group, *reason);
+  auto result =
+      online ? backend.online_group(group, *reason) : backend.offline_group(group, *reason);
   return finish(m, result, error);
 }
 
@@ -240,12 +240,12 @@ const sd_bus_vtable BusManager::kVtable[] = {
     SD_BUS_METHOD_WITH_NAMES("GetEvents", "tu", SD_BUS_PARAM(after_seq) SD_BUS_PARAM(limit),
                              "a" CLUSTERD_SIG_EVENT, SD_BUS_PARAM(events), method_get_events,
                              kUnpriv),
-    SD_BUS_METHOD_WITH_NAMES("OnlineGroup", "s", SD_BUS_PARAM(group), "", ,
-                             method_online_group, kUnpriv),
-    SD_BUS_METHOD_WITH_NAMES("OfflineGroup", "s", SD_BUS_PARAM(group), "", ,
-                             method_offline_group, kUnpriv),
-    SD_BUS_METHOD_WITH_NAMES("OnlineResource", "ss", SD_BUS_PARAM(group) SD_BUS_PARAM(resource),
-                             "", , method_online_resource, kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("OnlineGroup", "s", SD_BUS_PARAM(group), "", , method_online_group,
+                             kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("OfflineGroup", "s", SD_BUS_PARAM(group), "", , method_offline_group,
+                             kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("OnlineResource", "ss", SD_BUS_PARAM(group) SD_BUS_PARAM(resource), "",
+                             , method_online_resource, kUnpriv),
     SD_BUS_METHOD_WITH_NAMES("OfflineResource", "ss", SD_BUS_PARAM(group) SD_BUS_PARAM(resource),
                              "", , method_offline_resource, kUnpriv),
     SD_BUS_METHOD_WITH_NAMES("Apply", "ss", SD_BUS_PARAM(yaml) SD_BUS_PARAM(file_name),

@@ -3,12 +3,12 @@
 // are allowed for root and members of cluster.admin_group only (bus_auth.h).
 #pragma once
 
+#include <systemd/sd-bus.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <systemd/sd-bus.h>
 
 #include "bus_server.h"
 #include "bus_wire.h"

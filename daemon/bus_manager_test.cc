@@ -2,13 +2,12 @@
 // daemon behind it is a fake.
 #include "bus_manager.h"
 
+#include <doctest/doctest.h>
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <doctest/doctest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -100,7 +99,8 @@ struct ApiFixture {
     sd_event* raw = nullptr;
     REQUIRE(sd_event_new(&raw) >= 0);
     loop.reset(raw);
-    dir = std::filesystem::temp_directory_path() / ("clusterd-api-test-" + std::to_string(getpid()));
+    dir =
+        std::filesystem::temp_directory_path() / ("clusterd-api-test-" + std::to_string(getpid()));
     socket_path = (dir / "bus").string();
     auto s = BusServer::listen(loop.get(), socket_path,
                                [this](sd_bus* bus) { return manager.add_to(bus); });
@@ -185,7 +185,8 @@ TEST_CASE("api: GetStatus answers the backend's status") {
 
 TEST_CASE("api: OnlineGroup reaches the backend with the caller in the reason") {
   ApiFixture f;
-  auto reply = f.call("OnlineGroup", [](sd_bus_message* m) { sd_bus_message_append(m, "s", "web"); });
+  auto reply =
+      f.call("OnlineGroup", [](sd_bus_message* m) { sd_bus_message_append(m, "s", "web"); });
   CHECK(ApiFixture::error_name(reply.get()) == "");
   REQUIRE(f.backend.calls.size() == 1);
   CHECK(f.backend.calls[0] == "online web: OnlineGroup requested over D-Bus by uid 0");
@@ -203,9 +204,8 @@ TEST_CASE("api: named errors for unknown names and refused actions") {
   };
   CHECK(ApiFixture::error_name(f.call("OnlineGroup", group("nope")).get()) == kErrorNoSuchGroup);
   CHECK(ApiFixture::error_name(f.call("GetGroup", group("nope")).get()) == kErrorNoSuchGroup);
-  auto bad_resource = f.call("OnlineResource", [](sd_bus_message* m) {
-    sd_bus_message_append(m, "ss", "web", "nope");
-  });
+  auto bad_resource = f.call(
+      "OnlineResource", [](sd_bus_message* m) { sd_bus_message_append(m, "ss", "web", "nope"); });
   CHECK(ApiFixture::error_name(bad_resource.get()) == kErrorNoSuchResource);
   CHECK(std::string(sd_bus_message_get_error(bad_resource.get())->message) ==
         "group \"web\" has no resource called \"nope\"");
@@ -217,13 +217,15 @@ TEST_CASE("api: named errors for unknown names and refused actions") {
 
 TEST_CASE("api: Apply answers diagnostics or changes") {
   ApiFixture f;
-  auto bad = f.call("Apply", [](sd_bus_message* m) { sd_bus_message_append(m, "ss", "bad: 1", "x.yaml"); });
+  auto bad = f.call("Apply",
+                    [](sd_bus_message* m) { sd_bus_message_append(m, "ss", "bad: 1", "x.yaml"); });
   ApplyResult result;
   REQUIRE(bus_read(bad.get(), &result) >= 0);
   CHECK_FALSE(result.applied);
   REQUIRE(result.diagnostics.size() == 1);
   CHECK(result.diagnostics[0].to_string() == "x.yaml:3:7: unknown key \"bad\"");
-  auto good = f.call("Apply", [](sd_bus_message* m) { sd_bus_message_append(m, "ss", "ok", "y.yaml"); });
+  auto good =
+      f.call("Apply", [](sd_bus_message* m) { sd_bus_message_append(m, "ss", "ok", "y.yaml"); });
   REQUIRE(bus_read(good.get(), &result) >= 0);
   CHECK(result.applied);
   CHECK(result.changes == std::vector<std::string>{"group db: added (0 resources)"});
@@ -237,7 +239,8 @@ TEST_CASE("api: GetEvents returns events after a sequence number") {
     e.reason = reason;
     f.backend.history_.add(e);
   }
-  auto reply = f.call("GetEvents", [](sd_bus_message* m) { sd_bus_message_append(m, "tu", 1ull, 0u); });
+  auto reply =
+      f.call("GetEvents", [](sd_bus_message* m) { sd_bus_message_append(m, "tu", 1ull, 0u); });
   std::vector<Event> events;
   REQUIRE(bus_read(reply.get(), &events) >= 0);
   REQUIRE(events.size() == 2);

@@ -85,7 +85,9 @@ Result<std::unique_ptr<BusServer>> BusServer::listen(sd_event* loop, const std::
 }
 
 BusServer::BusServer(sd_event* loop, std::string path, Fd listen_fd, PeerSetup setup)
-    : loop_(loop), path_(std::move(path)), listen_fd_(std::move(listen_fd)),
+    : loop_(loop),
+      path_(std::move(path)),
+      listen_fd_(std::move(listen_fd)),
       setup_(std::move(setup)) {}
 
 BusServer::~BusServer() {
@@ -137,8 +139,8 @@ Result<void> BusServer::add_peer(Fd fd) {
       (r = sd_bus_add_object_vtable(raw, nullptr, "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                     kHelloVtable, reinterpret_cast<void*>(number))) < 0 ||
       (r = sd_bus_match_signal(raw, nullptr, nullptr, "/org/freedesktop/DBus/Local",
-                               "org.freedesktop.DBus.Local", "Disconnected", on_disconnect,
-                               this)) < 0 ||
+                               "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, this)) <
+          0 ||
       (r = setup_(raw)) < 0 || (r = sd_bus_start(raw)) < 0 ||
       (r = sd_bus_attach_event(raw, loop_, SD_EVENT_PRIORITY_NORMAL)) < 0)
     return fail_errno(r, "could not set up bus connection {}", number);
@@ -178,8 +180,7 @@ void BusServer::broadcast(const std::function<int(sd_bus* bus)>& emit) {
     int r = emit(peer.bus.get());
     if (r < 0) {
       // ENOBUFS: the peer stopped reading and its queue is full; it would only grow.
-      log(LogLevel::Warning, {}, "bus connection {} dropped: {}", peer.number,
-          std::strerror(-r));
+      log(LogLevel::Warning, {}, "bus connection {} dropped: {}", peer.number, std::strerror(-r));
       peer.dead = true;
       sd_event_source_set_enabled(prune_source_.get(), SD_EVENT_ONESHOT);
     }

@@ -4,15 +4,15 @@
 // queue overflows is dropped).
 #pragma once
 
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
+
 #include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
 #include <string>
-
-#include <systemd/sd-bus.h>
-#include <systemd/sd-event.h>
-#include <systemd/sd-id128.h>
 
 #include "error.h"
 #include "handle.h"

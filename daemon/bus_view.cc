@@ -1,8 +1,7 @@
 #include "bus_view.h"
 
-#include <time.h>
-
 #include <fmt/core.h>
+#include <time.h>
 
 namespace clusterd {
 
@@ -34,9 +33,8 @@ nlohmann::json to_json(const NodeView& node) {
 }
 
 nlohmann::json to_json(const ResourceView& r) {
-  return {{"name", r.name},     {"type", r.type},         {"agent", r.agent},
-          {"state", r.state},   {"reason", r.reason},     {"restarts", r.restarts},
-          {"pid", r.pid}};
+  return {{"name", r.name},     {"type", r.type},         {"agent", r.agent}, {"state", r.state},
+          {"reason", r.reason}, {"restarts", r.restarts}, {"pid", r.pid}};
 }
 
 nlohmann::json to_json(const GroupView& group) {
@@ -58,10 +56,10 @@ nlohmann::json to_json(const StatusView& status) {
 }
 
 nlohmann::json to_json(const Event& e) {
-  return {{"seq", e.seq},           {"time", format_iso8601_ms(e.wall_usec)},
-          {"kind", e.kind},         {"node", e.node},
-          {"group", e.group},       {"resource", e.resource},
-          {"from", e.from},         {"to", e.to},
+  return {{"seq", e.seq},      {"time", format_iso8601_ms(e.wall_usec)},
+          {"kind", e.kind},    {"node", e.node},
+          {"group", e.group},  {"resource", e.resource},
+          {"from", e.from},    {"to", e.to},
           {"reason", e.reason}};
 }
 

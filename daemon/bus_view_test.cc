@@ -64,7 +64,10 @@ TEST_CASE("node_views: the local node is up, the others unknown") {
 }
 
 TEST_CASE("status JSON has exactly the contract's keys") {
-  StatusView s{"lab", "node1", "/etc/clusterd/cluster.yaml", {{"node1", 1, "up"}},
+  StatusView s{"lab",
+               "node1",
+               "/etc/clusterd/cluster.yaml",
+               {{"node1", 1, "up"}},
                {group_view(web_status())}};
   nlohmann::json j = to_json(s);
   CHECK(keys(j) == std::vector<std::string>{"cluster", "config", "groups", "node", "nodes"});
@@ -75,8 +78,8 @@ TEST_CASE("status JSON has exactly the contract's keys") {
   CHECK(keys(g) == std::vector<std::string>{"name", "owner", "reason", "resources", "state"});
   CHECK(g["state"] == to_string(GroupState::PartialOnline));
   const auto& r = g["resources"][0];
-  CHECK(keys(r) == std::vector<std::string>{"agent", "name", "pid", "reason", "restarts", "state",
-                                            "type"});
+  CHECK(keys(r) ==
+        std::vector<std::string>{"agent", "name", "pid", "reason", "restarts", "state", "type"});
   CHECK(r["pid"] == 4242);
   CHECK(r["restarts"] == 2);
 }

@@ -3,10 +3,10 @@
 // use these, so the two sides cannot disagree about a signature.
 #pragma once
 
+#include <systemd/sd-bus.h>
+
 #include <string>
 #include <vector>
-
-#include <systemd/sd-bus.h>
 
 #include "bus_view.h"
 #include "config_load.h"

@@ -1,7 +1,9 @@
 #include "daemon.h"
 
+#include <build_config.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,10 +11,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
-#include <systemd/sd-daemon.h>
-
-#include <build_config.h>
 
 #include "config_load.h"
 #include "daemon_policy.h"
@@ -54,7 +52,8 @@ std::string local_hostname() {
 }
 
 Daemon::Daemon(sd_event* loop, const DaemonOptions& options)
-    : loop_(loop), options_(options),
+    : loop_(loop),
+      options_(options),
       node_(options.node_name.empty() ? local_hostname() : options.node_name),
       catalog_(options.ocf_root) {}
 
@@ -99,7 +98,8 @@ Result<void> Daemon::load_initial_config() {
 Result<void> Daemon::prepare_state_dir() {
   std::error_code ec;
   std::filesystem::create_directories(options_.state_dir, ec);
-  if (ec) return fail_errno(ec.value(), "could not create the state directory {}", options_.state_dir);
+  if (ec)
+    return fail_errno(ec.value(), "could not create the state directory {}", options_.state_dir);
   return {};
 }
 
@@ -130,9 +130,12 @@ Result<void> Daemon::start_api() {
 
 Result<void> Daemon::watch_signals() {
   // main() blocked these signals, as sd_event_add_signal requires.
-  struct Watch { int signal; EventSourcePtr* slot; };
-  for (auto [signal, slot] : {Watch{SIGTERM, &sigterm_}, Watch{SIGINT, &sigint_},
-                              Watch{SIGHUP, &sighup_}}) {
+  struct Watch {
+    int signal;
+    EventSourcePtr* slot;
+  };
+  for (auto [signal, slot] :
+       {Watch{SIGTERM, &sigterm_}, Watch{SIGINT, &sigint_}, Watch{SIGHUP, &sighup_}}) {
     sd_event_source* source = nullptr;
     int r = sd_event_add_signal(loop_, &source, signal, on_signal, this);
     if (r < 0) return fail_errno(r, "could not watch signal {}", strsignal(signal));
@@ -154,8 +157,9 @@ Result<void> Daemon::add_change_flush() {
 void Daemon::autostart() {
   for (const auto& group : autostart_groups(*config_, node_)) {
     auto r = manager_->online_group(group, "autostart: this node is the group's first owner");
-    if (!r) log(LogLevel::Err, {{"GROUP", group}}, "autostart of group {} failed: {}", group,
-                r.error().to_string());
+    if (!r)
+      log(LogLevel::Err, {{"GROUP", group}}, "autostart of group {} failed: {}", group,
+          r.error().to_string());
   }
 }
 
@@ -226,13 +230,16 @@ Result<ApplyResult> Daemon::take_config(std::expected<ConfigPtr, Diagnostics> lo
                                         const std::string& reason, std::string_view save_text) {
   if (stopping_) return fail("clusterd is shutting down");
   ApplyResult result;
-  if (loaded) result.diagnostics = check_new_config(**loaded);
-  else result.diagnostics = std::move(loaded.error());
+  if (loaded)
+    result.diagnostics = check_new_config(**loaded);
+  else
+    result.diagnostics = std::move(loaded.error());
   if (!result.diagnostics.empty()) {
     log_diagnostics(LogLevel::Warning, result.diagnostics);
     record("config", fmt::format("configuration from {} rejected ({}): {} problem{}; the running "
-                                 "configuration stays", result.diagnostics.front().file, reason,
-                                 result.diagnostics.size(), result.diagnostics.size() == 1 ? "" : "s"));
+                                 "configuration stays",
+                                 result.diagnostics.front().file, reason, result.diagnostics.size(),
+                                 result.diagnostics.size() == 1 ? "" : "s"));
     return result;
   }
   if (!save_text.empty()) {
@@ -242,8 +249,9 @@ Result<ApplyResult> Daemon::take_config(std::expected<ConfigPtr, Diagnostics> lo
   result.changes = summarize_changes(*config_, **loaded);
   config_ = *loaded;
   manager_->apply(config_);
-  record("config", fmt::format("configuration from {} applied ({}): {} change{}", config_->source,
-                               reason, result.changes.size(), result.changes.size() == 1 ? "" : "s"));
+  record("config",
+         fmt::format("configuration from {} applied ({}): {} change{}", config_->source, reason,
+                     result.changes.size(), result.changes.size() == 1 ? "" : "s"));
   return result;
 }
 

@@ -2,11 +2,11 @@
 // sd-event loop. main.cc creates it and runs the loop.
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <systemd/sd-event.h>
 
 #include "bus_manager.h"
 #include "bus_server.h"

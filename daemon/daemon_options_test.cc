@@ -58,9 +58,9 @@ TEST_CASE("clusterd options: mistakes are explained") {
 
 TEST_CASE("clusterd --help names every option") {
   std::string help = daemon_help_text();
-  for (const char* option : {"--config", "--node", "--bus-socket", "--state-dir", "--ocf-root",
-                             "--log-level", "--log-target", "--check-config", "--version",
-                             "--help"})
+  for (const char* option :
+       {"--config", "--node", "--bus-socket", "--state-dir", "--ocf-root", "--log-level",
+        "--log-target", "--check-config", "--version", "--help"})
     CHECK(help.find(option) != std::string::npos);
 }
 

@@ -1,8 +1,8 @@
 #include "daemon_policy.h"
 
-#include <algorithm>
-
 #include <fmt/core.h>
+
+#include <algorithm>
 
 namespace clusterd {
 namespace {
@@ -14,8 +14,7 @@ bool contains(const std::vector<std::string>& list, const std::string& name) {
 /// True when group-level settings (everything but the resources) differ.
 bool group_settings_differ(const GroupConfig& a, const GroupConfig& b) {
   return a.preferred_owners != b.preferred_owners || a.possible_owners != b.possible_owners ||
-         a.autostart != b.autostart || !(a.failover == b.failover) ||
-         !(a.failback == b.failback);
+         a.autostart != b.autostart || !(a.failover == b.failover) || !(a.failback == b.failback);
 }
 
 bool node_differs(const NodeConfig& a, const NodeConfig& b) {
@@ -26,15 +25,17 @@ bool cluster_differs(const Config& a, const Config& b) {
   return a.cluster.name != b.cluster.name || a.cluster.id != b.cluster.id ||
          a.cluster.authkey_path != b.cluster.authkey_path ||
          a.cluster.admin_group != b.cluster.admin_group || a.quorum.mode != b.quorum.mode ||
-         a.heartbeat.interval != b.heartbeat.interval ||
-         a.heartbeat.misses != b.heartbeat.misses || a.networks.size() != b.networks.size();
+         a.heartbeat.interval != b.heartbeat.interval || a.heartbeat.misses != b.heartbeat.misses ||
+         a.networks.size() != b.networks.size();
 }
 
 void diff_nodes(const Config& before, const Config& after, std::vector<std::string>* out) {
   for (const auto& n : before.nodes) {
     const NodeConfig* now = after.find_node(n.name);
-    if (now == nullptr) out->push_back(fmt::format("node {}: removed", n.name));
-    else if (node_differs(n, *now)) out->push_back(fmt::format("node {}: changed", n.name));
+    if (now == nullptr)
+      out->push_back(fmt::format("node {}: removed", n.name));
+    else if (node_differs(n, *now))
+      out->push_back(fmt::format("node {}: changed", n.name));
   }
   for (const auto& n : after.nodes) {
     if (before.find_node(n.name) == nullptr) out->push_back(fmt::format("node {}: added", n.name));
@@ -45,8 +46,10 @@ void diff_resources(const GroupConfig& before, const GroupConfig& after,
                     std::vector<std::string>* out) {
   for (const auto& r : before.resources) {
     const ResourceConfig* now = after.find(r.name);
-    if (now == nullptr) out->push_back(fmt::format("resource {}/{}: removed", before.name, r.name));
-    else if (!(r == *now)) out->push_back(fmt::format("resource {}/{}: changed", before.name, r.name));
+    if (now == nullptr)
+      out->push_back(fmt::format("resource {}/{}: removed", before.name, r.name));
+    else if (!(r == *now))
+      out->push_back(fmt::format("resource {}/{}: changed", before.name, r.name));
   }
   for (const auto& r : after.resources) {
     if (before.find(r.name) == nullptr)
@@ -104,7 +107,8 @@ std::string status_line(const std::vector<GroupStatus>& groups) {
   };
   std::string line = fmt::format("{} group{}, {} online", groups.size(),
                                  groups.size() == 1 ? "" : "s", count(GroupState::Online));
-  if (auto failed = count(GroupState::Failed); failed > 0) line += fmt::format(", {} failed", failed);
+  if (auto failed = count(GroupState::Failed); failed > 0)
+    line += fmt::format(", {} failed", failed);
   return line;
 }
 

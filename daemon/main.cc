@@ -1,11 +1,11 @@
 // clusterd: parse the options, set up logging, signals and the event loop, start the daemon,
 // run the loop.
+#include <build_config.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
-
-#include <build_config.h>
 
 #include "daemon.h"
 #include "daemon_options.h"
@@ -34,10 +34,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   switch (options->mode) {
-    case DaemonMode::Help: std::fputs(daemon_help_text().c_str(), stdout); return 0;
-    case DaemonMode::Version: std::printf("clusterd %s\n", CLUSTERD_VERSION); return 0;
-    case DaemonMode::CheckConfig: return check_config(options->check_config_path, options->ocf_root);
-    case DaemonMode::Run: break;
+    case DaemonMode::Help:
+      std::fputs(daemon_help_text().c_str(), stdout);
+      return 0;
+    case DaemonMode::Version:
+      std::printf("clusterd %s\n", CLUSTERD_VERSION);
+      return 0;
+    case DaemonMode::CheckConfig:
+      return check_config(options->check_config_path, options->ocf_root);
+    case DaemonMode::Run:
+      break;
   }
 
   log_setup(options->log_level, options->log_target);

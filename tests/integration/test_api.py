@@ -292,3 +292,12 @@ def test_sighup_reloads_the_file(daemon_factory):
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: [g["name"] for g in d.status()["groups"]] == ["web2"], what="reloaded")
     assert d.proc.poll() is None
+
+
+def test_clusterctl_unit_tests_pass():
+    # clusterctl's pure pieces have their own doctest binary (the core's unit_tests does not link
+    # the CLI); running it here puts it into tests/run.
+    binary = os.path.join(os.path.dirname(CLUSTERCTL), "clusterctl_tests")
+    out = subprocess.run([binary, "--no-intro", "--minimal"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
