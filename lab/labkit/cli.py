@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 
 from . import cluster_yaml, keeper, lab, nodes, topology
@@ -287,6 +288,7 @@ def main(argv):
     if len(argv) == 3 and argv[0] == "_keeper":
         keeper.main(argv[1], int(argv[2]))
         return 0
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `clusterlab status | head` ends quietly
     args = _parser().parse_args(argv)
     if os.geteuid() != 0:
         print("clusterlab: must run as root (namespaces, mounts, nftables)", file=sys.stderr)
