@@ -14,10 +14,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
-def _is_repo(path):
-    return os.path.isfile(os.path.join(path, "daemon", "main.cc"))
-
-
 def find_build(arg):
     """The build directory: --build, else $CLUSTERD_BUILD, else build/ of the repository this
     script is in; None means use PATH."""
@@ -43,10 +39,9 @@ def binaries(build_arg):
         if not clusterd:
             raise LabError("clusterd is not built here and not on PATH; pass --build DIR")
     nodes.check_binary(clusterd, "clusterd")
-    if _is_repo(REPO):
-        agent = os.path.join(REPO, "agents", "ledgerd")
-    else:
-        agent = os.path.join(os.path.dirname(REPO), "share", "clusterd", "agents", "ledgerd")
+    # In the source tree: the repo's agents/ledgerd; installed (share/clusterd/lab/labkit):
+    # share/clusterd/agents/ledgerd. Both are two levels above this package.
+    agent = os.path.join(REPO, "agents", "ledgerd")
     return {"build": build, "clusterd": clusterd, "clusterctl": clusterctl,
             "ledger_agent": agent}
 

@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -443,6 +442,51 @@ def fake_build(tmp_path, exit_status):
         path.write_text(f"#!/bin/sh\necho fake {name} failing >&2\nexit {exit_status}\n")
         path.chmod(0o755)
     return str(tmp_path)
+
+
+FAKE_CLUSTERD = """#!/usr/bin/python3
+import os, signal, socket, sys
+open("/var/lib/clusterd/fake", "w").write(os.uname().nodename + " " + " ".join(sys.argv[1:]))
+try:
+    os.unlink("/run/clusterd/bus")
+except FileNotFoundError:
+    pass
+s = socket.socket(socket.AF_UNIX)
+s.bind("/run/clusterd/bus")
+s.listen()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    s.accept()[0].close()
+"""
+FAKE_CLUSTERCTL = """#!/bin/sh
+echo "$(hostname) $CLUSTERD_BUS $*"
+"""
+
+
+@needs_root
+def test_daemon_lifecycle_with_a_stand_in_daemon(fresh_lab, tmp_path):
+    """A stand-in clusterd that opens the bus socket: checks how the lab runs the daemon
+    (namespaces, arguments), waits for it, and stops, kills and restarts it."""
+    for sub, name, text in (("daemon", "clusterd", FAKE_CLUSTERD),
+                            ("cli", "clusterctl", FAKE_CLUSTERCTL)):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / name).write_text(text)
+        (tmp_path / sub / name).chmod(0o755)
+    lab = fresh_lab("itfake", "--nodes", "2", "--group", "none", "--build", str(tmp_path))
+    assert lab.exec("node2", "cat", "/var/lib/clusterd/fake").stdout == (
+        "node2 --config /etc/clusterd/cluster.yaml --node node2 --log-target stderr")
+    r = clab("ctl", "--name", lab.name, "node1", "status", "--json")
+    assert r.stdout.strip() == "node1 /run/clusterd/bus status --json"
+    assert all(n["daemon"]["running"] for n in lab.status()["nodes"])
+    lab.run("stop-node", "node2")
+    assert lab.status()["nodes"][1]["daemon"]["ended"] == "exited 0"
+    lab.run("kill-node", "node1")
+    assert lab.status()["nodes"][0]["daemon"]["ended"] == "killed by SIGKILL"
+    r = lab.run("start-node", "node2")
+    assert "clusterd started" in r.stdout and lab.status()["nodes"][1]["daemon"]["running"]
+    assert lab.run("start-node", "node2", check=False).returncode == 1  # already running
+    lab.run("start-node", "node1")
+    assert lab.status()["nodes"][0]["daemon"]["running"]
 
 
 @needs_root
