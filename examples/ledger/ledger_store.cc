@@ -13,7 +13,10 @@ namespace {
 
 Result<void> check_directory(const std::string& dir) {
   struct stat st{};
-  if (::stat(dir.c_str(), &st) < 0) return fail_errno(errno, "data directory {} is not usable", dir);
+  if (::stat(dir.c_str(), &st) < 0) {
+    if (errno == ENOENT) return fail_errno(errno, "data directory {} does not exist", dir);
+    return fail_errno(errno, "data directory {} is not usable", dir);
+  }
   if (!S_ISDIR(st.st_mode)) return fail("data directory {} is not a directory", dir);
   if (::access(dir.c_str(), W_OK | X_OK) < 0) {
     return fail_errno(errno, "data directory {} is not writable", dir);
