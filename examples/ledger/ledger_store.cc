@@ -74,11 +74,12 @@ Result<void> LedgerStore::load() {
   count_ = scan.records.size();
   size_ = scan.valid_bytes;
   report_ = {count_, clients_.size(), data->size() - scan.valid_bytes};
-  if (scan.torn_tail) {
-    if (::ftruncate(fd_.get(), static_cast<off_t>(size_)) < 0 || ::fdatasync(fd_.get()) < 0) {
-      return fail_errno(errno, "cannot truncate the torn last record of {}", path_);
-    }
+  if (scan.torn_tail && ::ftruncate(fd_.get(), static_cast<off_t>(size_)) < 0) {
+    return fail_errno(errno, "cannot truncate the torn last record of {}", path_);
   }
+  // A server killed between write and fdatasync leaves its last records in the page cache
+  // only; we are about to answer DUP for them, so make them durable first.
+  if (::fdatasync(fd_.get()) < 0) return fail_errno(errno, "cannot fdatasync {}", path_);
   return {};
 }
 
