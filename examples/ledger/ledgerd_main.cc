@@ -34,15 +34,28 @@ struct Options {
   Millis timeout_ms = 1000;
 };
 
+/// Applies one "--name value" option.
+Result<void> apply_option(Options& options, std::string_view name, const std::string& value) {
+  if (name == "--data-dir") {
+    options.data_dir = value;
+  } else if (name == "--listen") {
+    options.listen = value;
+  } else if (name == "--pidfile") {
+    options.pidfile = value;
+  } else if (name == "--timeout") {
+    auto ms = parse_u64(value);
+    if (!ms || *ms == 0 || *ms > 3600000) return fail("--timeout needs milliseconds, got '{}'", value);
+    options.timeout_ms = static_cast<Millis>(*ms);
+  } else {
+    return fail("unknown argument '{}'", name);
+  }
+  return {};
+}
+
 Result<Options> parse_options(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= argc) return std::nullopt;
-      return std::string(argv[++i]);
-    };
-    std::optional<std::string> v;
     if (arg == "--help" || arg == "-h") {
       options.help = true;
       return options;
@@ -51,18 +64,9 @@ Result<Options> parse_options(int argc, char** argv) {
       options.ping = true;
       continue;
     }
-    if (arg != "--data-dir" && arg != "--listen" && arg != "--pidfile" && arg != "--timeout") {
-      return fail("unknown argument '{}'", arg);
-    }
-    if (!(v = value())) return fail("{} needs a value", arg);
-    if (arg == "--data-dir") options.data_dir = *v;
-    if (arg == "--listen") options.listen = *v;
-    if (arg == "--pidfile") options.pidfile = *v;
-    if (arg == "--timeout") {
-      auto ms = parse_u64(*v);
-      if (!ms || *ms == 0) return fail("--timeout needs a positive number of milliseconds");
-      options.timeout_ms = static_cast<Millis>(*ms);
-    }
+    if (!arg.starts_with("--")) return fail("unexpected argument '{}'", arg);
+    if (i + 1 >= argc) return fail("{} needs a value", arg);
+    if (auto ok = apply_option(options, arg, argv[++i]); !ok) return std::unexpected(ok.error());
   }
   if (!options.ping && options.data_dir.empty()) return fail("--data-dir is required");
   return options;

@@ -26,9 +26,6 @@ class Server {
   /// until the log can no longer be trusted (then an error: nothing more is acknowledged).
   Result<void> run();
 
-  /// The reply lines for one request line (pure apart from the store).
-  std::string handle_line(std::string_view line);
-
  private:
   struct Connection {
     Fd fd;
@@ -40,6 +37,7 @@ class Server {
   };
 
   Result<void> setup();
+  std::string handle_line(std::string_view line);
   void handle_event(int fd, uint32_t events);
   void accept_all();
   void read_from(Connection& connection);
