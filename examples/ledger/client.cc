@@ -1,18 +1,21 @@
 #include "client.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include <algorithm>
 #include <unordered_set>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 namespace clusterd::ledger {
 namespace {
 
 std::string seconds(Millis ms) { return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0); }
+
+Millis longest(const std::vector<Millis>& outages) {
+  return outages.empty() ? 0 : *std::max_element(outages.begin(), outages.end());
+}
 
 }  // namespace
 
@@ -32,14 +35,13 @@ void check_read_back(const std::vector<uint64_t>& acked, const std::vector<uint6
 }
 
 std::string to_json(const ClientReport& r) {
-  Millis max_outage = r.outages_ms.empty() ? 0 : *std::max_element(r.outages_ms.begin(), r.outages_ms.end());
   std::string lost = r.verified ? std::to_string(r.lost_seqs.size()) : "null";
   return fmt::format(
       R"({{"client_id": "{}", "acked": {}, "lost": {}, "lost_seqs": [{}], "duplicates": {}, )"
       R"("dup_acks": {}, "outages_ms": [{}], "max_outage_ms": {}, "reconnects": {}, )"
       R"("elapsed_ms": {}, "read_back": {}, "verified": {}, "gave_up": {}}})",
       r.client_id, r.acked, lost, fmt::join(r.lost_seqs, ", "), r.duplicates, r.dup_acks,
-      fmt::join(r.outages_ms, ", "), max_outage, r.reconnects, r.elapsed_ms, r.read_back,
+      fmt::join(r.outages_ms, ", "), longest(r.outages_ms), r.reconnects, r.elapsed_ms, r.read_back,
       r.verified, r.gave_up);
 }
 
@@ -47,16 +49,15 @@ std::string to_human(const ClientReport& r, const Endpoint& server) {
   std::string text = fmt::format("ledger-client {}: {} records acknowledged by {} in {}\n",
                                  r.client_id, r.acked, to_string(server), seconds(r.elapsed_ms));
   if (r.verified) {
+    std::string which =
+        r.lost_seqs.empty() ? "" : fmt::format(" (seq {})", fmt::join(r.lost_seqs, ", "));
     text += fmt::format("  read back {} records: {} acknowledged records lost{}, {} stored twice\n",
-                        r.read_back, r.lost_seqs.size(),
-                        r.lost_seqs.empty() ? "" : fmt::format(" (seq {})", fmt::join(r.lost_seqs, ", ")),
-                        r.duplicates);
+                        r.read_back, r.lost_seqs.size(), which, r.duplicates);
   } else {
     text += "  not verified: the server could not be reached to read the records back\n";
   }
-  Millis max_outage = r.outages_ms.empty() ? 0 : *std::max_element(r.outages_ms.begin(), r.outages_ms.end());
   text += fmt::format("  {} outages (longest {} ms), {} reconnects, {} retries answered DUP\n",
-                      r.outages_ms.size(), max_outage, r.reconnects, r.dup_acks);
+                      r.outages_ms.size(), longest(r.outages_ms), r.reconnects, r.dup_acks);
   return text;
 }
 
@@ -96,12 +97,14 @@ ClientReport LedgerClient::run() {
   report_.acked = acked.size();
   if (attempt != Attempt::GaveUp) {
     std::vector<uint64_t> read;
-    auto read_attempt = with_retries([&]() -> Result<void> {
-      auto seqs = read_all();
-      if (!seqs) return std::unexpected(seqs.error());
-      read = std::move(*seqs);
-      return {};
-    }, false);
+    auto read_attempt = with_retries(
+        [&]() -> Result<void> {
+          auto seqs = read_all();
+          if (!seqs) return std::unexpected(seqs.error());
+          read = std::move(*seqs);
+          return {};
+        },
+        false);
     if (read_attempt == Attempt::Done) check_read_back(acked, read, report_);
     attempt = read_attempt;
   }
@@ -183,7 +186,8 @@ Result<void> LedgerClient::append(uint64_t seq) {
   if (!line) return std::unexpected(line.error());
   auto reply = parse_append_reply(*line);
   if (!reply) return std::unexpected(reply.error());
-  if (reply->seq != seq) return fail("the server acknowledged seq {} instead of {}", reply->seq, seq);
+  if (reply->seq != seq)
+    return fail("the server acknowledged seq {} instead of {}", reply->seq, seq);
   if (reply->duplicate) ++report_.dup_acks;
   return {};
 }

@@ -20,31 +20,31 @@ namespace clusterd::ledger {
 /// What to run.
 struct ClientOptions {
   Endpoint server;
-  std::optional<uint64_t> count;     ///< Records to write (stops at whichever limit is first).
-  std::optional<Millis> duration;    ///< How long to write.
-  Millis interval = 10;              ///< Pause after each acknowledged record.
-  std::string client_id;             ///< Empty: a random one.
-  Millis timeout = 1000;             ///< Per request (and per connection attempt).
-  Millis warn_after = 3000;          ///< Tell the user once an outage lasts this long.
-  Millis give_up = 60000;            ///< Stop once an outage lasts this long.
-  bool json = false;                 ///< Print the JSON report as the last line.
-  Millis backoff_initial = 10;       ///< First reconnect delay.
-  Millis backoff_cap = 200;          ///< Longest reconnect delay.
+  std::optional<uint64_t> count;   ///< Records to write (stops at whichever limit is first).
+  std::optional<Millis> duration;  ///< How long to write.
+  Millis interval = 10;            ///< Pause after each acknowledged record.
+  std::string client_id;           ///< Empty: a random one.
+  Millis timeout = 1000;           ///< Per request (and per connection attempt).
+  Millis warn_after = 3000;        ///< Tell the user once an outage lasts this long.
+  Millis give_up = 60000;          ///< Stop once an outage lasts this long.
+  bool json = false;               ///< Print the JSON report as the last line.
+  Millis backoff_initial = 10;     ///< First reconnect delay.
+  Millis backoff_cap = 200;        ///< Longest reconnect delay.
 };
 
 /// The outcome of a run.
 struct ClientReport {
-  std::string client_id;
-  uint64_t acked = 0;                 ///< Records the server acknowledged.
-  uint64_t read_back = 0;             ///< Distinct seqs READ returned.
-  std::vector<uint64_t> lost_seqs;    ///< Acknowledged but missing from READ.
-  uint64_t duplicates = 0;            ///< Seqs READ returned more than once (stored twice).
-  uint64_t dup_acks = 0;              ///< "OK <seq> DUP" replies: a retry of a stored record.
-  std::vector<Millis> outages_ms;     ///< Per outage, last success before to first success after.
-  uint64_t reconnects = 0;            ///< Connections opened after a failure.
-  Millis elapsed_ms = 0;
-  bool gave_up = false;               ///< The server stayed unreachable for --give-up.
-  bool verified = false;              ///< The read-back happened (false when it gave up).
+  std::string client_id;            ///< The id the records were written under.
+  uint64_t acked = 0;               ///< Records the server acknowledged.
+  uint64_t read_back = 0;           ///< Distinct seqs READ returned.
+  std::vector<uint64_t> lost_seqs;  ///< Acknowledged but missing from READ.
+  uint64_t duplicates = 0;          ///< Seqs READ returned more than once (stored twice).
+  uint64_t dup_acks = 0;            ///< "OK <seq> DUP" replies: a retry of a stored record.
+  std::vector<Millis> outages_ms;   ///< Per outage, last success before to first success after.
+  uint64_t reconnects = 0;          ///< Connections opened after a failure.
+  Millis elapsed_ms = 0;            ///< The whole run, read-back included.
+  bool gave_up = false;             ///< The server stayed unreachable for --give-up.
+  bool verified = false;            ///< The read-back happened (false when it gave up).
 };
 
 /// Which acknowledged seqs are missing from `read`, and how many seqs `read` repeats.

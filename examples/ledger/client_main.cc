@@ -1,4 +1,5 @@
 // ledger-client: see client.h and docs/ledger.md.
+#include <fmt/core.h>
 #include <signal.h>
 
 #include <cmath>
@@ -7,8 +8,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <fmt/core.h>
 
 #include "client.h"
 
@@ -100,7 +99,7 @@ Result<ClientOptions> parse_options(int argc, char** argv, bool& help) {
 }
 
 void install_stop_handler() {
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = on_stop_signal;
   // The first signal ends the write phase (the read-back and report still happen); a second
   // one kills as usual. No SA_RESTART: it should cut a pause short.

@@ -12,7 +12,7 @@ namespace clusterd::ledger {
 namespace {
 
 Result<void> check_directory(const std::string& dir) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(dir.c_str(), &st) < 0) {
     if (errno == ENOENT) return fail_errno(errno, "data directory {} does not exist", dir);
     return fail_errno(errno, "data directory {} is not usable", dir);
@@ -67,8 +67,10 @@ Result<void> LedgerStore::load() {
   if (!data) return std::unexpected(data.error());
   LogScan scan = scan_log(*data);
   if (scan.corrupt) {
-    return fail("{} is damaged at byte {} with records after it (not a torn last record); "
-                "refusing to start", path_, scan.corrupt_offset);
+    return fail(
+        "{} is damaged at byte {} with records after it (not a torn last record); "
+        "refusing to start",
+        path_, scan.corrupt_offset);
   }
   for (const Record& record : scan.records) index(record);
   count_ = scan.records.size();

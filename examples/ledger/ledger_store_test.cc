@@ -1,5 +1,6 @@
 #include "ledger_store.h"
 
+#include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <doctest/doctest.h>
 
 namespace clusterd::ledger {
 namespace {
@@ -53,8 +52,8 @@ TEST_CASE("the store appends, refuses duplicates and rebuilds its index on reope
     CHECK(store->seqs("a") == std::vector<uint64_t>{1, 2});
     CHECK(store->seqs("nobody").empty());
   }
-  CHECK(slurp(dir.log()) ==
-        encode_record({"a", 1, "one"}) + encode_record({"b", 1, "uno"}) + encode_record({"a", 2, "two"}));
+  CHECK(slurp(dir.log()) == encode_record({"a", 1, "one"}) + encode_record({"b", 1, "uno"}) +
+                                encode_record({"a", 2, "two"}));
   auto reopened = LedgerStore::open(dir.path);
   REQUIRE(reopened);
   CHECK(reopened->load_report().records == 3);

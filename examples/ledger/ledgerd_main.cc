@@ -1,5 +1,6 @@
 // ledgerd: the example application clusterd moves between nodes. An append-only ledger served
 // over TCP; every acknowledged record is on disk. See docs/ledger.md.
+#include <fmt/core.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <fmt/core.h>
 
 #include "ledger_store.h"
 #include "net.h"
@@ -44,7 +43,8 @@ Result<void> apply_option(Options& options, std::string_view name, const std::st
     options.pidfile = value;
   } else if (name == "--timeout") {
     auto ms = parse_u64(value);
-    if (!ms || *ms == 0 || *ms > 3600000) return fail("--timeout needs milliseconds, got '{}'", value);
+    if (!ms || *ms == 0 || *ms > 3600000)
+      return fail("--timeout needs milliseconds, got '{}'", value);
     options.timeout_ms = static_cast<Millis>(*ms);
   } else {
     return fail("unknown argument '{}'", name);
@@ -95,8 +95,10 @@ int serve(const Options& options, const Endpoint& endpoint) {
   if (!store) return fatal(store.error());
   const LoadReport& report = store->load_report();
   if (report.truncated_bytes > 0) {
-    fmt::print(stderr, "ledgerd: warning: {} ended in a torn record ({} bytes, never acknowledged); "
-               "truncated it\n", store->path(), report.truncated_bytes);
+    fmt::print(stderr,
+               "ledgerd: warning: {} ended in a torn record ({} bytes, never acknowledged); "
+               "truncated it\n",
+               store->path(), report.truncated_bytes);
   }
   auto listener = listen_on(endpoint);
   if (!listener) return fatal(listener.error());

@@ -133,7 +133,8 @@ Result<std::string> LineConnection::read_line(Millis deadline) {
       buffer_.erase(0, newline + 1);
       return line;
     }
-    if (buffer_.size() > kMaxLine) return fail("the server sent a line longer than {} bytes", kMaxLine);
+    if (buffer_.size() > kMaxLine)
+      return fail("the server sent a line longer than {} bytes", kMaxLine);
     char chunk[4096];
     ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {

@@ -1,8 +1,8 @@
 #include "protocol.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace clusterd::ledger {
 namespace {
@@ -17,7 +17,8 @@ std::string_view next_word(std::string_view& text) {
 
 Result<Request> parse_append(std::string_view args) {
   auto id = next_word(args);
-  if (!valid_client_id(id)) return fail("APPEND needs a client id of 1-64 characters [A-Za-z0-9._:-]");
+  if (!valid_client_id(id))
+    return fail("APPEND needs a client id of 1-64 characters [A-Za-z0-9._:-]");
   auto seq_text = next_word(args);
   auto seq = parse_u64(seq_text);
   if (!seq) return fail("APPEND needs a sequence number, got '{}'", seq_text);
@@ -25,7 +26,8 @@ Result<Request> parse_append(std::string_view args) {
 }
 
 Result<Request> parse_read(std::string_view args) {
-  if (!valid_client_id(args)) return fail("READ needs one client id of 1-64 characters [A-Za-z0-9._:-]");
+  if (!valid_client_id(args))
+    return fail("READ needs one client id of 1-64 characters [A-Za-z0-9._:-]");
   return ReadRequest{std::string(args)};
 }
 
@@ -48,7 +50,9 @@ std::string format_request(const Request& request) {
     std::string operator()(const AppendRequest& r) const {
       return fmt::format("APPEND {} {} {}\n", r.record.client_id, r.record.seq, r.record.payload);
     }
-    std::string operator()(const ReadRequest& r) const { return fmt::format("READ {}\n", r.client_id); }
+    std::string operator()(const ReadRequest& r) const {
+      return fmt::format("READ {}\n", r.client_id);
+    }
     std::string operator()(const PingRequest&) const { return "PING\n"; }
     std::string operator()(const CountRequest&) const { return "COUNT\n"; }
   };

@@ -1,9 +1,9 @@
 #include "record.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <charconv>
-
-#include <fmt/format.h>
 
 namespace clusterd::ledger {
 namespace {

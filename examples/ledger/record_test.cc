@@ -40,8 +40,8 @@ TEST_CASE("a flipped byte anywhere fails the checksum") {
 }
 
 TEST_CASE("scan_log reads every intact record") {
-  std::string log = encode_record({"a", 1, "x"}) + encode_record({"b", 1, "y"}) +
-                    encode_record({"a", 2, "z"});
+  std::string log =
+      encode_record({"a", 1, "x"}) + encode_record({"b", 1, "y"}) + encode_record({"a", 2, "z"});
   LogScan scan = scan_log(log);
   CHECK(scan.records.size() == 3);
   CHECK(scan.valid_bytes == log.size());

@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include <fmt/core.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -9,8 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/core.h>
 
 namespace clusterd::ledger {
 namespace {
@@ -87,7 +86,8 @@ void Server::accept_all() {
     if (fd < 0) {
       // EAGAIN: drained. EMFILE and friends: leave the rest in the backlog for later.
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-        fmt::print(stderr, "ledgerd: cannot accept a connection, ignoring: {}\n", std::strerror(errno));
+        fmt::print(stderr, "ledgerd: cannot accept a connection, ignoring: {}\n",
+                   std::strerror(errno));
       }
       if (errno == ECONNABORTED || errno == EINTR) continue;
       return;
@@ -176,7 +176,8 @@ void Server::settle(int fd) {
 
 void Server::write_to(Connection& connection) {
   while (!connection.out.empty()) {
-    ssize_t n = ::send(connection.fd.get(), connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
+    ssize_t n =
+        ::send(connection.fd.get(), connection.out.data(), connection.out.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n < 0) {

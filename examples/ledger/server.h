@@ -20,7 +20,8 @@ namespace clusterd::ledger {
 class Server {
  public:
   /// Takes the store and a listening socket. The caller has blocked SIGTERM and SIGINT.
-  Server(LedgerStore store, Fd listener) : store_(std::move(store)), listener_(std::move(listener)) {}
+  Server(LedgerStore store, Fd listener)
+      : store_(std::move(store)), listener_(std::move(listener)) {}
 
   /// Runs until SIGTERM/SIGINT (then returns success after answering what it has read), or
   /// until the log can no longer be trusted (then an error: nothing more is acknowledged).
@@ -31,7 +32,7 @@ class Server {
     Fd fd;
     std::string in;
     std::string out;
-    uint32_t events = 0;      // the epoll interest currently registered
+    uint32_t events = 0;       // the epoll interest currently registered
     bool read_closed = false;  // peer sent EOF or we refuse to read more
     bool failed = false;       // socket error: drop without flushing
   };
