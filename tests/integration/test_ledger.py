@@ -167,6 +167,30 @@ def test_client_survives_a_server_kill_without_losing_records(ledger_dir, procs)
     assert converse(port, "COUNT") == ["300"]
 
 
+def test_client_times_out_on_a_hung_server_and_resumes(ledger_dir, procs):
+    port = free_port()
+    server = Ledgerd(ledger_dir, port).start()
+    procs.append(server)
+    client = Client(os.path.dirname(ledger_dir), f"127.0.0.1:{port}", "--count", "150",
+                    "--interval", "5", "--client-id", "patient", "--timeout", "200",
+                    "--warn-after", "300")
+    procs.append(client)
+    wait_for(lambda: int(converse(port, "COUNT")[0]) >= 30, what="30 records written")
+    # A hung server still accepts connections (the kernel does) but never answers: only the
+    # client's request timeout can notice. On SIGCONT it works through the stale requests.
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: client.said("unreachable"), what="the client to report the outage")
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    code, report, out = client.finish()
+    assert code == 0, out
+    assert report["acked"] == 150 and report["lost"] == 0 and report["duplicates"] == 0
+    assert report["max_outage_ms"] >= 300
+    assert report["reconnects"] >= 1
+    assert converse(port, "COUNT") == ["150"]
+
+
 def test_client_duration_mode_and_random_id(ledger_dir, procs):
     port = free_port()
     procs.append(Ledgerd(ledger_dir, port).start())
