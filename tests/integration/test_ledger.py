@@ -336,14 +336,6 @@ def test_client_usage_errors_exit_2():
     assert "--count" in result.stderr
 
 
-def test_ledger_unit_tests_pass():
-    """tests/run counts pytest and the core's unit tests; this brings the ledger's doctest
-    suite (also run by `meson test`) into that count."""
-    result = subprocess.run([os.path.join(LEDGER_BIN, "ledger_tests"), "--no-intro", "--minimal"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 # The OCF agent, run directly as a cluster would run it.
 
 def agent(action, env, level=None):
