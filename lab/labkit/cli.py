@@ -42,8 +42,11 @@ def binaries(build_arg):
     # In the source tree: the repo's agents/ledgerd; installed (share/clusterd/lab/labkit):
     # share/clusterd/agents/ledgerd. Both are two levels above this package.
     agent = os.path.join(REPO, "agents", "ledgerd")
+    ledgerd = os.path.join(build, "examples", "ledger", "ledgerd") if build else None
+    if ledgerd and not os.access(ledgerd, os.X_OK):
+        ledgerd = None
     return {"build": build, "clusterd": clusterd, "clusterctl": clusterctl,
-            "ledger_agent": agent}
+            "ledger_agent": agent, "ledgerd": ledgerd}
 
 
 # -- output ------------------------------------------------------------------------------------

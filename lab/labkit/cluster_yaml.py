@@ -2,6 +2,8 @@
 from . import topology
 
 GROUPS = ("ledger", "none")
+# Node-local until disk resources exist; then the group's LUN will be mounted here.
+LEDGER_DATA_DIR = "/var/lib/clusterd/ledger"
 
 
 def _header(topo, group):
@@ -35,9 +37,10 @@ def _nodes(topo):
     return lines
 
 
-def _ledger(topo, agent):
+def _ledger(topo, agent, ledgerd):
     owners = ", ".join(n.name for n in topo.nodes)
-    return ["groups:",
+    binary = [f"          binary: {ledgerd}"] if ledgerd else []
+    head = ["groups:",
             "  - name: ledger",
             f"    preferred_owners: [{owners}]",
             "    resources:",
@@ -49,9 +52,9 @@ def _ledger(topo, agent):
             "        type: ocf",
             f"        agent: {agent}",
             "        params:",
-            "          data_dir: /var/lib/clusterd/ledger",
-            f"          listen: \"{topo.vip}:{topology.LEDGER_PORT}\"",
-            "        depends: [vip]"]
+            f"          data_dir: {LEDGER_DATA_DIR}",
+            f"          listen: \"{topo.vip}:{topology.LEDGER_PORT}\""]
+    return head + binary + ["        depends: [vip]"]
 
 
 def lun_names(group):
@@ -59,11 +62,12 @@ def lun_names(group):
     return ["quorum"] + ([] if group == "none" else [group])
 
 
-def render(topo, group, ledger_agent):
-    """cluster.yaml for lab `topo`; `group` is "ledger" or "none"."""
+def render(topo, group, ledger_agent, ledgerd=None):
+    """cluster.yaml for lab `topo`; `group` is "ledger" or "none"; `ledgerd` is the path of the
+    ledgerd binary (None: the agent's default, PATH or the installed one)."""
     if group not in GROUPS:
         raise ValueError(f"unknown demo group '{group}' (choose from {', '.join(GROUPS)})")
     lines = _header(topo, group) + _cluster(topo) + _networks() + _nodes(topo)
     if group == "ledger":
-        lines += _ledger(topo, ledger_agent)
+        lines += _ledger(topo, ledger_agent, ledgerd)
     return "\n".join(lines) + "\n"

@@ -67,7 +67,8 @@ class Lab:
         self.state.record("mount", path=ns_dir)
         mounts.private_bind(ns_dir)
         nodes.ensure_host_dirs(note_host_dir)
-        config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"])
+        config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"],
+                                     self.state.data.get("ledgerd"))
         authkey = secrets.token_bytes(AUTHKEY_BYTES)
         for endpoint in self.topo.nodes:
             paths = nodes.NodePaths(self.dir, endpoint)
@@ -78,6 +79,8 @@ class Lab:
             nodes.pin_namespaces(self.state, paths)
             nodes.setup_inside(paths)
             nodes.write_config(paths, config, authkey)
+            if self.state["group"] == "ledger":
+                os.makedirs(paths.on_host(cluster_yaml.LEDGER_DATA_DIR), exist_ok=True)
 
     def _start_storage(self):
         store = os.path.join(self.dir, "storage")

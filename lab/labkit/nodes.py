@@ -1,16 +1,23 @@
 """Node namespaces: each node is a network namespace plus a mount and a UTS namespace pinned on
 files in the lab directory, entered with nsenter.
 
-Inside a node's mount namespace /etc/clusterd, /run/clusterd and /var/lib/clusterd are bind
-mounts of the node's directories in the lab directory, and /sys is a sysfs of the node's network
-namespace (as `ip netns exec` does), so /sys/class/net lists the node's own interfaces.
+Inside a node's mount namespace, as on a machine of its own: /etc/clusterd and /var/lib/clusterd
+are bind mounts of the node's directories in the lab directory; the whole of /run is the node's
+own (so /run/clusterd, and the state files OCF agents keep in /run/resource-agents, never collide
+between nodes); /sys is a sysfs of the node's network namespace (as `ip netns exec` does), so
+/sys/class/net lists the node's own interfaces. /tmp stays the host's: build directories and test
+files often live there and must be visible in the nodes.
 """
 import os
 
 from . import mounts
 from .run import LabError, netns_path, nsenter, run
 
-NODE_DIRS = {"etc": "/etc/clusterd", "run": "/run/clusterd", "lib": "/var/lib/clusterd"}
+# Bind mounts in the node: lab directory NODE/KEY on PATH. /run comes last: it hides the lab
+# directory (under the host's /run) from the node.
+NODE_DIRS = {"etc": "/etc/clusterd", "lib": "/var/lib/clusterd", "run": "/run"}
+HOST_TARGETS = ("/etc/clusterd", "/var/lib/clusterd")
+RUN_SUBDIRS = ("clusterd", "lock", "resource-agents")
 BUS = "/run/clusterd/bus"
 CONFIG = "/etc/clusterd/cluster.yaml"
 
@@ -28,12 +35,19 @@ class NodePaths:
         self.log = os.path.join(self.dir, "clusterd.log")
 
     def host_path(self, kind):
-        """Host path of the node's private directory `kind` (etc, run or lib)."""
+        """Host path of the node's private directory `kind` (a key of NODE_DIRS)."""
         return os.path.join(self.dir, kind)
+
+    def on_host(self, path):
+        """Host path of `path` inside the node, for paths under NODE_DIRS."""
+        for kind, target in NODE_DIRS.items():
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                return os.path.join(self.host_path(kind), os.path.relpath(path, target))
+        raise ValueError(f"{path} is not private to the node")
 
     @property
     def bus_on_host(self):
-        return os.path.join(self.host_path("run"), "bus")
+        return self.on_host(BUS)
 
     def enter(self):
         """nsenter prefix for running a command inside the node."""
@@ -43,7 +57,7 @@ class NodePaths:
 def ensure_host_dirs(note):
     """Bind mounts need their targets to exist on the host; creates the missing ones and calls
     `note(path)` for each so the last `down` can remove them again."""
-    for target in NODE_DIRS.values():
+    for target in HOST_TARGETS:
         if not os.path.isdir(target):
             os.makedirs(target, mode=0o755)
             note(target)
@@ -52,6 +66,8 @@ def ensure_host_dirs(note):
 def make_dirs(paths):
     for kind in NODE_DIRS:
         os.makedirs(paths.host_path(kind), mode=0o755, exist_ok=True)
+    for sub in RUN_SUBDIRS:
+        os.makedirs(os.path.join(paths.host_path("run"), sub), mode=0o755, exist_ok=True)
     os.chmod(paths.host_path("etc"), 0o700)
 
 
@@ -69,12 +85,12 @@ def _inside(paths, argv):
 
 
 def setup_inside(paths):
-    """Hostname, /sys and the private clusterd directories inside the node."""
+    """Hostname, /sys and the node's private directories."""
     _inside(paths, ["hostname", paths.name])
     _inside(paths, ["mount", "-t", "sysfs", "-o", "nosuid,nodev,noexec", "sysfs", "/sys"])
+    drop_namespace_pins(paths)
     for kind, target in NODE_DIRS.items():
         _inside(paths, ["mount", "--bind", paths.host_path(kind), target])
-    drop_namespace_pins(paths)
 
 
 def drop_namespace_pins(paths):

@@ -62,6 +62,9 @@ def test_cluster_yaml_ledger_group():
     assert "type: ip\n        params:\n          address: 10.77.0.100/24" in text
     assert "agent: /repo/agents/ledgerd" in text
     assert 'listen: "10.77.0.100:7070"' in text and "depends: [vip]" in text
+    assert "binary:" not in text
+    with_binary = cluster_yaml.render(topology.make("t", 1), "ledger", "/a", "/b/ledgerd")
+    assert "          binary: /b/ledgerd\n        depends: [vip]" in with_binary
     assert cluster_yaml.lun_names("ledger") == ["quorum", "ledger"]
     with pytest.raises(ValueError):
         cluster_yaml.render(topology.make("t", 1), "bogus", "")
@@ -278,9 +281,12 @@ def test_client_reaches_nodes_on_public_only(lab2):
 def test_hostnames_and_clusterd_directories_are_per_node(lab2):
     assert lab2.exec("node1", "hostname").stdout.strip() == "node1"
     assert lab2.exec("node2", "hostname").stdout.strip() == "node2"
-    lab2.exec("node1", "sh", "-c", "echo one > /var/lib/clusterd/marker")
-    assert lab2.exec("node2", "test", "-e", "/var/lib/clusterd/marker", check=False).returncode
-    assert not os.path.exists("/var/lib/clusterd/marker")
+    for private in ("/var/lib/clusterd", "/run", "/run/clusterd"):
+        marker = os.path.join(private, "clusterlab-marker")
+        lab2.exec("node1", "sh", "-c", f"echo one > {marker}")
+        assert lab2.exec("node2", "test", "-e", marker, check=False).returncode, private
+        assert not os.path.exists(marker), private
+        lab2.exec("node1", "rm", marker)
     for node in ("node1", "node2"):
         listing = lab2.exec(node, "stat", "-c", "%n %a", "/etc/clusterd/cluster.yaml",
                             "/etc/clusterd/authkey").stdout.split("\n")
@@ -422,6 +428,7 @@ def test_two_labs_coexist_and_are_separate(fresh_lab):
 @needs_root
 def test_down_leaves_nothing_behind_and_is_idempotent(fresh_lab):
     lab = fresh_lab("itdown", "--nodes", "2", "--group", "ledger", "--no-wait")
+    assert lab.exec("node2", "test", "-d", "/var/lib/clusterd/ledger").returncode == 0
     lab.exec("node1", "sh", "-c", "sleep 600 >/dev/null 2>&1 &")
     assert pids_in_netns(lab.netns_key("node1"))
     lab.run("partition", "node2")
