@@ -21,6 +21,10 @@ NFT_TABLE = "clusterlab"
 def add_netns(state, name, ipv6=True):
     """Creates network namespace `name` (recorded first) with lo up and duplicate address
     detection off: link-local addresses would otherwise stay tentative 1-2 s after link up."""
+    if os.path.exists(netns_path(name)):
+        # Not ours: refuse before recording it, or the cleanup after this failure would delete it.
+        raise LabError(f"network namespace {name} already exists; remove it with "
+                       f"`ip netns delete {name}` if an earlier lab left it behind")
     state.record("netns", name=name)
     run(["ip", "netns", "add", name])
     if ipv6:

@@ -178,9 +178,14 @@ def loop_devices():
     return found
 
 
+def netns_names(prefix):
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    return [n for n in names if n.startswith(prefix + "-")]
+
+
 def lab_namespaces(prefix):
     """Keys of every namespace of lab `prefix` (netns and pinned mount/UTS namespaces)."""
-    paths = [f"/run/netns/{n}" for n in os.listdir("/run/netns") if n.startswith(prefix + "-")]
+    paths = [f"/run/netns/{n}" for n in netns_names(prefix)]
     pins = f"/run/clusterlab/{prefix}/ns"
     if os.path.isdir(pins):
         paths += [os.path.join(pins, n) for n in os.listdir(pins)]
@@ -203,7 +208,7 @@ def lab_processes(keys):
 def assert_nothing_left(prefix, keys, procs):
     """Only what belongs to lab `prefix` is compared: other engineers' tests may make their own
     namespaces, mounts and loop devices on this machine at the same time."""
-    assert not [n for n in os.listdir("/run/netns") if n.startswith(prefix + "-")], "netns left"
+    assert netns_names(prefix) == [], "netns left"
     with open("/proc/self/mountinfo") as f:
         left = [p for p, _ in mounts.parse_mountinfo(f.read())
                 if f"/clusterlab/{prefix}" in p or p.startswith(f"/run/netns/{prefix}-")]
@@ -527,6 +532,19 @@ def test_down_after_a_partial_up(tmp_path):
 def test_up_refuses_an_existing_lab(lab2):
     r = clab("up", "--name", lab2.name, "--group", "none", "--no-wait", check=False)
     assert r.returncode == 1 and "already exists" in r.stderr
+
+
+@needs_root
+def test_up_leaves_a_foreign_namespace_alone():
+    subprocess.run(["ip", "netns", "add", "itforeign-sw-public"], check=True)
+    try:
+        r = clab("up", "--name", "itforeign", "--group", "none", "--no-wait", check=False)
+        assert r.returncode == 1 and "itforeign-sw-public already exists" in r.stderr
+        assert netns_names("itforeign") == ["itforeign-sw-public"]
+        assert not os.path.exists("/run/clusterlab/itforeign")
+    finally:
+        subprocess.run(["ip", "netns", "delete", "itforeign-sw-public"], check=False)
+        clab("down", "--name", "itforeign", check=False)
 
 
 @needs_root
