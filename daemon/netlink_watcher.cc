@@ -150,6 +150,7 @@ Result<void> NetlinkWatcher::open_sockets(sd_event* loop) {
   events_ = std::move(*events);
   nl_socket_disable_seq_check(events_.get());
   nl_socket_modify_cb(events_.get(), NL_CB_VALID, NL_CB_CUSTOM, on_message, &notify_target_);
+  events_cb_.reset(nl_socket_get_cb(events_.get()));
   if (int err = nl_socket_add_memberships(events_.get(), RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR,
                                           RTNLGRP_IPV6_IFADDR, 0);
       err < 0)
@@ -190,7 +191,7 @@ Result<void> NetlinkWatcher::dump_into(State& state, int type) const {
   const char* what = type == RTM_GETLINK ? "links" : "addresses";
   if (int err = nl_rtgen_request(requests_.get(), type, AF_UNSPEC, NLM_F_DUMP); err < 0)
     return fail("cannot ask the kernel for its {}: {}", what, nl_error_text(err));
-  std::unique_ptr<nl_cb, Free<nl_cb_put>> cb(nl_cb_alloc(NL_CB_DEFAULT));
+  NlCbPtr cb(nl_cb_alloc(NL_CB_DEFAULT));
   if (!cb) return fail("cannot allocate netlink callbacks");
   ParseTarget target{&state, nullptr};
   nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_message, &target);
@@ -204,12 +205,18 @@ Result<void> NetlinkWatcher::dump_into(State& state, int type) const {
 }
 
 Result<void> NetlinkWatcher::resync() {
+  auto synced = resync_into_pending();
+  flush_pending();
+  return synced;
+}
+
+Result<void> NetlinkWatcher::resync_into_pending() {
   auto fresh = dump();
   if (!fresh) return std::unexpected(fresh.error());
   ++resync_count_;
   auto events = differences(state_, *fresh);
   state_ = std::move(*fresh);
-  emit(events);
+  pending_.insert(pending_.end(), events.begin(), events.end());
   return {};
 }
 
@@ -247,21 +254,51 @@ int NetlinkWatcher::on_io(sd_event_source*, int, std::uint32_t, void* userdata) 
 }
 
 void NetlinkWatcher::read_notifications() {
+  drain();
+  flush_pending();
+}
+
+void NetlinkWatcher::drain() {
   for (;;) {
-    int n = nl_recvmsgs_report(events_.get(), nl_socket_get_cb(events_.get()));
+    int n = nl_recvmsgs_report(events_.get(), events_cb_.get());
     if (n > 0) continue;
+    if (n == 0 || n == -NLE_AGAIN) return;  // drained
     if (n == -NLE_NOMEM) {
       // ENOBUFS: the kernel dropped notifications; only a fresh dump tells what we missed.
       log(LogLevel::Warning, {}, "netlink notifications were lost (ENOBUFS), resyncing");
-      if (auto synced = resync(); !synced)
+      if (auto synced = resync_into_pending(); !synced)
         log(LogLevel::Err, {}, "netlink resync failed: {}", synced.error().to_string());
       continue;  // notifications queued after the overflow are still to be read
-    } else if (n < 0) {
-      log(LogLevel::Warning, {}, "reading netlink notifications failed, ignoring: {}",
-          nl_error_text(n));
     }
-    break;
+    log(LogLevel::Warning, {}, "reading netlink notifications failed, ignoring: {}",
+        nl_error_text(n));
+    return;
   }
+}
+
+void NetlinkWatcher::schedule_flush() {
+  if (pending_.empty() || flush_) return;
+  sd_event_source* source = nullptr;
+  int r = sd_event_add_defer(
+      sd_event_source_get_event(io_.get()), &source,
+      [](sd_event_source*, void* userdata) noexcept -> int {
+        auto* self = static_cast<NetlinkWatcher*>(userdata);
+        auto keep_alive = self->shared_from_this();
+        auto source = std::move(self->flush_);  // released after the callbacks ran
+        self->flush_pending();
+        return 0;
+      },
+      this);
+  if (r < 0) {
+    // Cannot happen short of memory exhaustion; deliver now rather than never.
+    flush_pending();
+    return;
+  }
+  sd_event_source_set_description(source, "netlink-watcher-flush");
+  flush_.reset(source);
+}
+
+void NetlinkWatcher::flush_pending() {
   std::vector<NetEvent> events;
   events.swap(pending_);
   emit(events);
@@ -418,10 +455,10 @@ Result<void> NetlinkWatcher::add_address(const AddressRequest& request) {
       (request.proto != 0 && nla_put_u8(m, IFA_PROTO, request.proto) < 0))
     return fail("cannot build a netlink address message");
   if (auto done = this->request(m); !done) return done;
-  AddressInfo info{request.ifindex, request.address, request.prefixlen,
-                   request.address.family == AF_INET ? request.label : std::string(),
-                   request.flags, request.proto, RT_SCOPE_UNIVERSE};
-  state_.addresses[info.key()] = info;
+  // The kernel queued its notification before the ACK: reading it now brings the state up to
+  // date in the kernel's own order. Listeners hear of it from the loop, not from inside here.
+  drain();
+  schedule_flush();
   return {};
 }
 
@@ -430,9 +467,13 @@ Result<void> NetlinkWatcher::remove_address(int ifindex, const InetAddress& addr
   auto message = address_message(RTM_DELADDR, 0, ifindex, address, prefixlen);
   if (!message) return std::unexpected(message.error());
   auto done = request(message->get());
-  // Gone either way: the kernel's DELADDR notification then finds nothing and says nothing,
-  // so our own removal never looks like a failure to a listener.
-  state_.addresses.erase(AddressKey(ifindex, address, prefixlen));
+  drain();  // as in add_address: the state follows the kernel's order
+  // Our own removal must never look like a failure to a listener.
+  AddressKey key(ifindex, address, prefixlen);
+  std::erase_if(pending_, [&](const NetEvent& e) {
+    return e.kind == NetEventKind::AddressRemoved && e.address.key() == key;
+  });
+  schedule_flush();
   return done;
 }
 
@@ -441,7 +482,7 @@ Result<void> NetlinkWatcher::request(nl_msg* message) {
     bool done = false;
     int error = 0;
   } outcome;
-  std::unique_ptr<nl_cb, Free<nl_cb_put>> cb(nl_cb_alloc(NL_CB_DEFAULT));
+  NlCbPtr cb(nl_cb_alloc(NL_CB_DEFAULT));
   if (!cb) return fail("cannot allocate netlink callbacks");
   nl_cb_set(
       cb.get(), NL_CB_ACK, NL_CB_CUSTOM,
@@ -462,7 +503,8 @@ Result<void> NetlinkWatcher::request(nl_msg* message) {
   if (int err = nl_send_auto(requests_.get(), message); err < 0)
     return fail("cannot send a netlink request: {}", nl_error_text(err));
   while (!outcome.done) {
-    if (int err = nl_recvmsgs(requests_.get(), cb.get()); err < 0)
+    // A refusal also ends nl_recvmsgs with an error; the outcome holds the kernel's errno.
+    if (int err = nl_recvmsgs(requests_.get(), cb.get()); err < 0 && !outcome.done)
       return fail("no answer to a netlink request: {}", nl_error_text(err));
   }
   if (outcome.error != 0) return fail_errno(outcome.error, "the kernel refused the request");

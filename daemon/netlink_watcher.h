@@ -30,6 +30,7 @@ namespace clusterd {
 
 using NlSockPtr = std::unique_ptr<nl_sock, Free<nl_socket_free>>;
 using NlMsgPtr = std::unique_ptr<nl_msg, Free<nlmsg_free>>;
+using NlCbPtr = std::unique_ptr<nl_cb, Free<nl_cb_put>>;
 
 /// One network interface as the kernel last described it.
 struct LinkInfo {
@@ -130,10 +131,11 @@ class NetlinkWatcher : public std::enable_shared_from_this<NetlinkWatcher> {
   const std::map<int, LinkInfo>& links() const { return state_.links; }
 
   /// Adds an address (RTM_NEWADDR with NLM_F_EXCL; EEXIST when it is there already) and waits
-  /// for the kernel's ACK. The state includes it at once.
+  /// for the kernel's ACK. The state includes it on return; listeners hear of it from the loop.
   Result<void> add_address(const AddressRequest& request);
   /// Removes an address and waits for the ACK; errno ENODEV when the link is gone,
-  /// EADDRNOTAVAIL when the address is not there. The state drops it at once, without events.
+  /// EADDRNOTAVAIL when the address is not there. The state drops it on return; listeners are
+  /// not told (only removals by others are news).
   Result<void> remove_address(int ifindex, const InetAddress& address, int prefixlen);
 
   /// Calls `listener` for every change from now on, until the Subscription is destroyed.
@@ -160,6 +162,10 @@ class NetlinkWatcher : public std::enable_shared_from_this<NetlinkWatcher> {
   Result<void> dump_into(State& state, int type) const;
   Result<void> request(nl_msg* message);
   void read_notifications();
+  void drain();
+  void schedule_flush();
+  void flush_pending();
+  Result<void> resync_into_pending();
   void emit(const std::vector<NetEvent>& events);
   void unsubscribe(std::uint64_t id);
 
@@ -178,7 +184,9 @@ class NetlinkWatcher : public std::enable_shared_from_this<NetlinkWatcher> {
 
   NlSockPtr events_;    ///< Multicast notifications, non-blocking, on the loop.
   NlSockPtr requests_;  ///< Dumps and address requests, blocking with a receive timeout.
+  NlCbPtr events_cb_;   ///< The notification socket's callbacks (parse into state_).
   EventSourcePtr io_;
+  EventSourcePtr flush_;  ///< Delivers pending_ from the loop after a request.
   State state_;
   std::vector<NetEvent> pending_;  ///< Events parsed from notifications, not yet delivered.
   ParseTarget notify_target_{&state_, &pending_};
