@@ -1,6 +1,7 @@
 #include "netlink_watcher.h"
 
 #include <linux/if_addr.h>
+#include <net/if.h>
 #include <sys/socket.h>
 
 #include <doctest/doctest.h>
@@ -120,17 +121,19 @@ TEST_CASE("NetlinkWatcher reports removal, link down and link removal as they ha
   REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::AddressRemoved, "10.0.0.7"); }));
   CHECK_FALSE(f.watcher->has_address(f.va, ip("10.0.0.7")));
 
+  // Carrier loss counts as down: the peer end going down takes va's carrier.
+  REQUIRE(f.net->peer("ip link set vb down") == 0);
+  REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkDown); }));
+  CHECK_FALSE(f.watcher->link_up(f.va));
+  CHECK((f.watcher->find_link(f.va)->flags & IFF_UP) != 0);
+
+  // Administratively down.
+  REQUIRE(f.net->peer("ip link set vb up") == 0);
+  REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkUp); }));
+  f.events.clear();
   REQUIRE(f.net->local("ip link set va down") == 0);
   REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkDown); }));
   CHECK_FALSE(f.watcher->link_up(f.va));
-  REQUIRE(f.net->local("ip link set va up") == 0);
-  REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkUp); }));
-  CHECK(f.watcher->link_up(f.va));
-
-  // Carrier loss counts as down too: the peer end going down takes va's carrier.
-  f.events.clear();
-  REQUIRE(f.net->peer("ip link set vb down") == 0);
-  REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkDown); }));
 
   REQUIRE(f.net->local("ip link del va") == 0);
   REQUIRE(run_until(f.loop.get(), [&] { return f.saw(NetEventKind::LinkRemoved); }));
