@@ -302,6 +302,7 @@ TEST_CASE("ip driver: IPv6 is added with NODAD and announced with an unsolicited
   CHECK((added->flags & IFA_F_NODAD) != 0);
   CHECK((added->flags & IFA_F_TENTATIVE) == 0);  // usable at once
   CHECK(added->proto == kClusterdAddressProto);
+  CHECK(f.monitor(*d).status == ActionStatus::Ok);  // known at once, before DAD work reports it
   std::string mac = to_string(f.net->local_mac());
   std::string neigh;
   CHECK_MESSAGE(run_until(f.loop.get(),

@@ -455,10 +455,16 @@ Result<void> NetlinkWatcher::add_address(const AddressRequest& request) {
       (request.proto != 0 && nla_put_u8(m, IFA_PROTO, request.proto) < 0))
     return fail("cannot build a netlink address message");
   if (auto done = this->request(m); !done) return done;
-  // The kernel queued its notification before the ACK: reading it now brings the state up to
-  // date in the kernel's own order. Listeners hear of it from the loop, not from inside here.
+  // IPv4 queues its notification before the ACK: reading it now brings the state up to date in
+  // the kernel's own order. Listeners hear of it from the loop, not from inside here.
   drain();
   schedule_flush();
+  // IPv6 announces a new address from its DAD work, later (even with IFA_F_NODAD): the state
+  // takes it now; the notification will find it known.
+  AddressInfo info{request.ifindex, request.address, request.prefixlen,
+                   request.address.family == AF_INET ? request.label : std::string(),
+                   request.flags, request.proto, RT_SCOPE_UNIVERSE};
+  state_.addresses.try_emplace(info.key(), info);
   return {};
 }
 
@@ -473,6 +479,8 @@ Result<void> NetlinkWatcher::remove_address(int ifindex, const InetAddress& addr
   std::erase_if(pending_, [&](const NetEvent& e) {
     return e.kind == NetEventKind::AddressRemoved && e.address.key() == key;
   });
+  // Gone either way; a notification still to come then finds nothing and says nothing.
+  state_.addresses.erase(key);
   schedule_flush();
   return done;
 }
