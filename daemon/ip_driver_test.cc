@@ -251,7 +251,6 @@ TEST_CASE("ip driver: the probe refuses an address another host answers for") {
   IpFixture f;
   REQUIRE(f.net->peer("ip addr add 10.0.0.50/24 dev vb") == 0);
   auto d = f.driver(fast("10.0.0.50/24"));
-  MacAddress peer_mac{};
   std::string link = f.net->peer_output("ip -br link show vb");
   auto started = f.start(*d);
   CHECK(started.status == ActionStatus::Failed);
@@ -260,7 +259,6 @@ TEST_CASE("ip driver: the probe refuses an address another host answers for") {
   std::string named = started.reason.substr(started.reason.rfind(' ') + 1);
   CHECK_MESSAGE(link.find(named) != std::string::npos, link);
   CHECK_FALSE(f.kernel_address("10.0.0.50"));
-  (void)peer_mac;
 }
 
 TEST_CASE("ip driver: removal of the address or link down fails the resource at once") {
