@@ -18,8 +18,8 @@ Result<void> Timer::arm(sd_event* loop, Duration after, const std::string& name,
   fn_ = std::move(fn);
   if (!source_) {
     sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(loop, &s, CLOCK_BOOTTIME, to_usec(after),
-                                       kTimerAccuracyUsec, on_fire, this);
+    int r = sd_event_add_time_relative(loop, &s, CLOCK_BOOTTIME, to_usec(after), kTimerAccuracyUsec,
+                                       on_fire, this);
     if (r < 0) return fail_errno(r, "cannot add timer {}", name);
     source_.reset(s);
   } else {

@@ -17,7 +17,8 @@ bool run_until(sd_event* loop, const std::function<bool()>& done, Duration limit
 }
 
 void run_for(sd_event* loop, Duration span) {
-  run_until(loop, [] { return false; }, span);
+  run_until(
+      loop, [] { return false; }, span);
 }
 
 /// A driver whose answers are scripted by its FakeWorld.
@@ -75,8 +76,12 @@ class FakeDriver final : public ResourceDriver {
     if (in_flight()) world_.overlaps_.push_back(call);
     FakeBehaviour& b = world_.behaviour(name_);
     switch (b.mode) {
-      case FakeMode::Sync: done(std::move(result)); return;
-      case FakeMode::Manual: pending_ = std::move(done); return;
+      case FakeMode::Sync:
+        done(std::move(result));
+        return;
+      case FakeMode::Manual:
+        pending_ = std::move(done);
+        return;
       case FakeMode::Immediate:
         pending_ = std::move(done);
         (void)timer_.arm(world_.loop_, b.delay, "fake-" + name_,

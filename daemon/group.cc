@@ -171,8 +171,7 @@ void Group::start_step() {
   }
   for (const auto& name : next_to_start(config_, view, wanted)) {
     Resource* r = find(name);
-    if (r != nullptr && r->state() == S::Offline && !r->busy() && wants_start(*r))
-      begin_start(*r);
+    if (r != nullptr && r->state() == S::Offline && !r->busy() && wants_start(*r)) begin_start(*r);
   }
 }
 
@@ -284,12 +283,18 @@ void Group::handle_failure(Resource& r, const std::string& reason) {
   r.intent().cleanup_due = true;
   if (!set_state(r, S::Failed, reason)) return;
   RestartDecision decision = r.failures().on_failure(r.config().restart, mono_now());
-  log(LogLevel::Notice, {{"GROUP", name()}, {"RESOURCE", r.name()}}, "{} failed ({}): {}",
-      r.name(), reason, to_string(decision));
+  log(LogLevel::Notice, {{"GROUP", name()}, {"RESOURCE", r.name()}}, "{} failed ({}): {}", r.name(),
+      reason, to_string(decision));
   switch (decision) {
-    case RestartDecision::Restart: restart(r, reason); break;
-    case RestartDecision::FailResource: fail_resource(r); break;
-    case RestartDecision::FailGroup: fail_group(r); break;
+    case RestartDecision::Restart:
+      restart(r, reason);
+      break;
+    case RestartDecision::FailResource:
+      fail_resource(r);
+      break;
+    case RestartDecision::FailGroup:
+      fail_group(r);
+      break;
   }
 }
 
@@ -421,8 +426,8 @@ void Group::apply(const GroupConfig& next) {
 }
 
 void Group::change_definition(Resource& r, const ResourceConfig& next) {
-  log(LogLevel::Info, {{"GROUP", name()}, {"RESOURCE", r.name()}},
-      "definition of {} changed", r.name());
+  log(LogLevel::Info, {{"GROUP", name()}, {"RESOURCE", r.name()}}, "definition of {} changed",
+      r.name());
   r.set_pending_config(next);
   if (r.state() == S::Offline && !r.busy()) after_offline(r);
 }
@@ -477,8 +482,7 @@ GroupStatus Group::status() const {
     rs.agent = r->config().agent;
     rs.state = r->state();
     rs.reason = r->reason();
-    rs.restarts =
-        static_cast<std::uint32_t>(r->failures().recent(r->config().restart.period, now));
+    rs.restarts = static_cast<std::uint32_t>(r->failures().recent(r->config().restart.period, now));
     rs.main_pid = r->main_pid();
     rs.since_wall_usec = r->since_wall_usec();
     any_up = any_up || r->state() != S::Offline;

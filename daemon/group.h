@@ -23,17 +23,20 @@ namespace clusterd {
 /// What every group of one ResourceManager shares; owned by the manager.
 struct Engine {
   Engine(sd_event* loop_, EventHistory& history_, DriverContext base_, DriverFactory factory_)
-      : loop(loop_), history(history_), base(std::move(base_)), factory(std::move(factory_)),
+      : loop(loop_),
+        history(history_),
+        base(std::move(base_)),
+        factory(std::move(factory_)),
         deferred(loop_) {}
 
   sd_event* loop;
   EventHistory& history;
-  DriverContext base;     ///< Copied per group, with .group set.
+  DriverContext base;  ///< Copied per group, with .group set.
   DriverFactory factory;
-  Deferred deferred;      ///< Callbacks "from the loop" and retirement of objects.
-  std::function<void()> changed;                          ///< After every state change.
-  std::function<void(const std::string&)> group_failed;   ///< A group failed and is down here.
-  std::function<void(Group&)> settled;                    ///< After each reconcile round.
+  Deferred deferred;              ///< Callbacks "from the loop" and retirement of objects.
+  std::function<void()> changed;  ///< After every state change.
+  std::function<void(const std::string&)> group_failed;  ///< A group failed and is down here.
+  std::function<void(Group&)> settled;                   ///< After each reconcile round.
 };
 
 /// A resource group on this node. Single-threaded, driven by the loop.
@@ -101,8 +104,7 @@ class Group final : private ResourceObserver {
   void record(const std::string& kind, const std::string& resource, const char* from,
               const char* to, const std::string& reason, Usec wall_usec);
 
-  void set_targets(const std::vector<std::string>& names, Target target,
-                   const std::string& reason);
+  void set_targets(const std::vector<std::string>& names, Target target, const std::string& reason);
   void mark_removed(Resource& r);
   void change_definition(Resource& r, const ResourceConfig& next);
   void recycle_from(const std::string& name, const std::string& reason);

@@ -74,7 +74,8 @@ Result<void> Resource::ensure_driver() {
 
 Result<void> Resource::start() {
   if (auto made = ensure_driver(); !made) return made;
-  run(Action::Start, [](ResourceDriver& d, ResourceDriver::Done done) { d.start(std::move(done)); });
+  run(Action::Start,
+      [](ResourceDriver& d, ResourceDriver::Done done) { d.start(std::move(done)); });
   return {};
 }
 
@@ -102,7 +103,8 @@ void Resource::run(Action action, const Call& call) {
   action_ = action;
   std::uint64_t id = ++action_id_;
   // The driver may complete synchronously, inside this call: action_ is set before.
-  call(*driver_, [this, id, action](ActionResult result) { finish(id, action, std::move(result)); });
+  call(*driver_,
+       [this, id, action](ActionResult result) { finish(id, action, std::move(result)); });
 }
 
 void Resource::finish(std::uint64_t id, Action action, ActionResult result) {

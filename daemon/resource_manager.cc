@@ -63,15 +63,15 @@ void ResourceManager::Impl::on_settled(Group& group) {
 
 void ResourceManager::Impl::check_shutdown() {
   if (!shutdown_done) return;
-  bool down = std::all_of(groups.begin(), groups.end(),
-                          [](const auto& g) { return g->quiescent(); });
+  bool down =
+      std::all_of(groups.begin(), groups.end(), [](const auto& g) { return g->quiescent(); });
   if (!down) return;
   log(LogLevel::Notice, {}, "every resource is offline");
   engine.deferred.post(std::exchange(shutdown_done, nullptr));
 }
 
-ResourceManager::ResourceManager(sd_event* loop, EventHistory& history,
-                                 DriverContext base_context, DriverFactory factory)
+ResourceManager::ResourceManager(sd_event* loop, EventHistory& history, DriverContext base_context,
+                                 DriverFactory factory)
     : impl_(std::make_unique<Impl>(loop, history, std::move(base_context), std::move(factory))) {}
 
 ResourceManager::~ResourceManager() = default;
@@ -105,8 +105,7 @@ Result<void> ResourceManager::offline_group(const std::string& group, const std:
   return {};
 }
 
-Result<void> ResourceManager::online_resource(const std::string& group,
-                                              const std::string& resource,
+Result<void> ResourceManager::online_resource(const std::string& group, const std::string& resource,
                                               const std::string& reason) {
   auto g = impl_->find_for_request(group);
   if (!g) return std::unexpected(g.error());

@@ -41,10 +41,10 @@ struct ResourceStatus {
   std::string type;
   std::string agent;
   ResourceState state = ResourceState::Offline;
-  std::string reason;             ///< Why it is in this state (last transition's reason).
-  std::uint32_t restarts = 0;     ///< Failures counted inside the restart period.
+  std::string reason;          ///< Why it is in this state (last transition's reason).
+  std::uint32_t restarts = 0;  ///< Failures counted inside the restart period.
   pid_t main_pid = 0;
-  Usec since_wall_usec = 0;       ///< When it entered this state.
+  Usec since_wall_usec = 0;  ///< When it entered this state.
 };
 
 /// A group as the API shows it.

@@ -77,9 +77,7 @@ struct Fixture {
     FAIL("no resource ", name);
     return {};
   }
-  S state(const std::string& group, const std::string& name) {
-    return resource(group, name).state;
-  }
+  S state(const std::string& group, const std::string& name) { return resource(group, name).state; }
   GroupState group_state(const std::string& group) { return rm->group_status(group)->state; }
 
   bool all_in(const std::string& group, S s) {
@@ -209,7 +207,8 @@ TEST_CASE_FIXTURE(Fixture, "drivers that complete inside the call work the same"
   CHECK(world.index_of("stop app") < world.index_of("stop disk"));
 }
 
-TEST_CASE_FIXTURE(Fixture, "a resource comes online with its dependencies, goes offline with its dependents") {
+TEST_CASE_FIXTURE(
+    Fixture, "a resource comes online with its dependencies, goes offline with its dependents") {
   apply({web_group()});
   REQUIRE(rm->online_resource("web", "ip", "test"));
   REQUIRE(wait_state("web", "ip", S::Online));
@@ -271,7 +270,8 @@ TEST_CASE_FIXTURE(Fixture, "both health checks run on their own intervals") {
   apply({g});
   REQUIRE(rm->online_resource("web", "disk", "test"));
   REQUIRE(run_until(loop.get(), [&] {
-    return world.count("monitor disk is-alive") >= 2 && world.count("monitor disk looks-alive") >= 3;
+    return world.count("monitor disk is-alive") >= 2 &&
+           world.count("monitor disk looks-alive") >= 3;
   }));
   REQUIRE(rm->offline_resource("web", "disk", "test"));
   REQUIRE(wait_state("web", "disk", S::Offline));
@@ -306,8 +306,7 @@ TEST_CASE_FIXTURE(Fixture, "a failed dependency restarts with its dependents aro
   CHECK(group_state("web") == GroupState::Failed);
   REQUIRE(run_until(loop.get(), [&] { return world.count("start app") == 1; }));
   REQUIRE(wait_all("web", S::Online));
-  CHECK(world.calls() ==
-        std::vector<std::string>{"stop app", "stop ip", "start ip", "start app"});
+  CHECK(world.calls() == std::vector<std::string>{"stop app", "stop ip", "start ip", "start app"});
   CHECK(resource("web", "ip").restarts == 1);
   CHECK(resource("web", "app").restarts == 0);
   CHECK(group_state("web") == GroupState::Online);
@@ -319,7 +318,8 @@ TEST_CASE_FIXTURE(Fixture, "a restart with no delay adds no latency") {
   REQUIRE(wait_state("web", "log", S::Online));
   MonoTime killed = mono_now();
   world.report_failure("log", "process exited on signal KILL");
-  REQUIRE(run_until(loop.get(), [&] { return state("web", "log") == S::Online; }, 1s));
+  REQUIRE(run_until(
+      loop.get(), [&] { return state("web", "log") == S::Online; }, 1s));
   CHECK(mono_now().ms_since(killed) < 50);
 }
 
@@ -336,7 +336,8 @@ TEST_CASE_FIXTURE(Fixture, "the restart delay holds the start back") {
   CHECK(mono_now().ms_since(stopped) >= 55);
 }
 
-TEST_CASE_FIXTURE(Fixture, "failures past the threshold fail the resource and take its dependents down") {
+TEST_CASE_FIXTURE(Fixture,
+                  "failures past the threshold fail the resource and take its dependents down") {
   GroupConfig g = web_group();
   g.resources[1].restart.threshold = 1;  // ip
   g.resources[1].restart.affects_group = false;
@@ -511,8 +512,7 @@ TEST_CASE_FIXTURE(Fixture, "a changed dependency cycles its dependents") {
   apply({next});
   REQUIRE(run_until(loop.get(), [&] { return world.count("start app") == 1; }));
   REQUIRE(wait_all("web", S::Online));
-  CHECK(world.calls() ==
-        std::vector<std::string>{"stop app", "stop ip", "start ip", "start app"});
+  CHECK(world.calls() == std::vector<std::string>{"stop app", "stop ip", "start ip", "start app"});
 }
 
 TEST_CASE_FIXTURE(Fixture, "apply adds offline and removes after taking offline") {
@@ -555,7 +555,8 @@ TEST_CASE_FIXTURE(Fixture, "shutdown takes every group offline, then calls done"
   apply({web_group(), db});
   REQUIRE(rm->online_group("web", "test"));
   REQUIRE(rm->online_group("db", "test"));
-  REQUIRE(run_until(loop.get(), [&] { return all_in("web", S::Online) && all_in("db", S::Online); }));
+  REQUIRE(
+      run_until(loop.get(), [&] { return all_in("web", S::Online) && all_in("db", S::Online); }));
   world.clear_calls();
   bool done = false;
   rm->shutdown([&] {
@@ -577,7 +578,8 @@ TEST_CASE_FIXTURE(Fixture, "shutdown with nothing online calls done from the loo
   int done = 0;
   rm->shutdown([&] { ++done; });
   CHECK(done == 0);
-  REQUIRE(run_until(loop.get(), [&] { return done == 1; }, 1s));
+  REQUIRE(run_until(
+      loop.get(), [&] { return done == 1; }, 1s));
   run_for(loop.get(), 5ms);
   CHECK(done == 1);
 }

@@ -40,10 +40,10 @@ TEST_CASE("every resource and group state has a distinct name") {
 
 TEST_CASE("the transition table is exactly the documented state machine") {
   std::set<std::pair<S, S>> expected = {
-      {S::Offline, S::OnlinePending},        {S::OnlinePending, S::Online},
-      {S::OnlinePending, S::Failed},         {S::OnlinePending, S::OfflinePending},
-      {S::Online, S::OfflinePending},        {S::Online, S::Failed},
-      {S::OfflinePending, S::Offline},       {S::OfflinePending, S::Failed},
+      {S::Offline, S::OnlinePending},  {S::OnlinePending, S::Online},
+      {S::OnlinePending, S::Failed},   {S::OnlinePending, S::OfflinePending},
+      {S::Online, S::OfflinePending},  {S::Online, S::Failed},
+      {S::OfflinePending, S::Offline}, {S::OfflinePending, S::Failed},
       {S::Failed, S::OfflinePending},
   };
   for (S from : all_states()) {

@@ -71,13 +71,14 @@ TEST_CASE("a cancelled action's late answer is ignored") {
   DriverContext ctx;
   ctx.loop = loop.get();
   ctx.group = "g";
-  Resource r(config("a"), ctx,
-             [&](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
-               auto d = std::make_unique<StubbornDriver>();
-               driver = d.get();
-               return d;
-             },
-             rec);
+  Resource r(
+      config("a"), ctx,
+      [&](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
+        auto d = std::make_unique<StubbornDriver>();
+        driver = d.get();
+        return d;
+      },
+      rec);
   REQUIRE(r.start());
   CHECK(r.action() == Action::Start);
   r.cancel();
@@ -97,11 +98,12 @@ TEST_CASE("stop without a driver completes at once; factory errors surface") {
   Recorder rec;
   DriverContext ctx;
   ctx.loop = loop.get();
-  Resource r(config("a"), ctx,
-             [](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
-               return fail("no such type");
-             },
-             rec);
+  Resource r(
+      config("a"), ctx,
+      [](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
+        return fail("no such type");
+      },
+      rec);
   r.stop();
   CHECK(rec.done.size() == 1);
   auto started = r.start();
@@ -116,13 +118,14 @@ TEST_CASE("unsolicited failures reach the observer until detached") {
   StubbornDriver* driver = nullptr;
   DriverContext ctx;
   ctx.loop = loop.get();
-  Resource r(config("a"), ctx,
-             [&](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
-               auto d = std::make_unique<StubbornDriver>();
-               driver = d.get();
-               return d;
-             },
-             rec);
+  Resource r(
+      config("a"), ctx,
+      [&](const ResourceConfig&, const DriverContext&) -> Result<std::unique_ptr<ResourceDriver>> {
+        auto d = std::make_unique<StubbornDriver>();
+        driver = d.get();
+        return d;
+      },
+      rec);
   REQUIRE(r.start());
   driver->fail("exited");
   CHECK(rec.failures == std::vector<std::string>{"exited"});
@@ -137,7 +140,8 @@ TEST_CASE("Timer fires once per arming and not after disarm") {
   int fired = 0;
   REQUIRE(t.arm(loop.get(), 1ms, "test", [&] { ++fired; }));
   CHECK(t.armed());
-  REQUIRE(testing::run_until(loop.get(), [&] { return fired == 1; }, 1s));
+  REQUIRE(testing::run_until(
+      loop.get(), [&] { return fired == 1; }, 1s));
   CHECK_FALSE(t.armed());
   testing::run_for(loop.get(), 5ms);
   CHECK(fired == 1);
@@ -157,7 +161,8 @@ TEST_CASE("Deferred runs posted work later, in order") {
   });
   d.post([&] { order.push_back(2); });
   CHECK(order.empty());
-  REQUIRE(testing::run_until(loop.get(), [&] { return order.size() == 3; }, 1s));
+  REQUIRE(testing::run_until(
+      loop.get(), [&] { return order.size() == 3; }, 1s));
   CHECK(order == std::vector<int>{1, 2, 3});
 }
 
