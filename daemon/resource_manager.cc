@@ -51,9 +51,10 @@ Result<Group*> ResourceManager::Impl::find_for_request(const std::string& name) 
 
 void ResourceManager::Impl::on_settled(Group& group) {
   if (group.removing() && group.quiescent()) {
-    log(LogLevel::Info, {{"GROUP", group.name()}}, "dropped group {}", group.name());
     auto it = std::find_if(groups.begin(), groups.end(),
                            [&](const auto& g) { return g.get() == &group; });
+    if (it == groups.end()) return;  // Already dropped; a late timer of it ran.
+    log(LogLevel::Info, {{"GROUP", group.name()}}, "dropped group {}", group.name());
     // Not destroyed here: we are inside one of its callbacks.
     engine.deferred.post([gone = std::shared_ptr<Group>(std::move(*it))] {});
     groups.erase(it);
