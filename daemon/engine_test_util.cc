@@ -6,21 +6,6 @@
 
 namespace clusterd::testing {
 
-bool run_until(sd_event* loop, const std::function<bool()>& done, Duration limit) {
-  MonoTime deadline = mono_now() + limit;
-  while (!done()) {
-    MonoTime now = mono_now();
-    if (now >= deadline) return false;
-    if (sd_event_run(loop, deadline.usec - now.usec) < 0) return false;
-  }
-  return true;
-}
-
-void run_for(sd_event* loop, Duration span) {
-  run_until(
-      loop, [] { return false; }, span);
-}
-
 /// A driver whose answers are scripted by its FakeWorld.
 class FakeDriver final : public ResourceDriver {
  public:

@@ -14,14 +14,9 @@
 #include "clock.h"
 #include "driver.h"
 #include "engine_loop.h"
+#include "loop_test_util.h"
 
 namespace clusterd::testing {
-
-/// Runs `loop` until `done()` holds or `limit` passes; returns done().
-bool run_until(sd_event* loop, const std::function<bool()>& done,
-               Duration limit = std::chrono::seconds(5));
-/// Runs `loop` for `span` (for asserting that something does NOT happen).
-void run_for(sd_event* loop, Duration span);
 
 /// How a fake driver answers.
 enum class FakeMode {

@@ -95,24 +95,4 @@ void NetnsPair::in_peer(const std::function<void()>& fn) {
   (void)enter(local_.get());
 }
 
-EventPtr new_loop() {
-  sd_event* loop = nullptr;
-  sd_event_new(&loop);
-  return EventPtr(loop);
-}
-
-bool run_until(sd_event* loop, const std::function<bool()>& done, Duration timeout) {
-  MonoTime deadline = mono_now() + timeout;
-  while (!done()) {
-    MonoTime now = mono_now();
-    if (now >= deadline) return false;
-    sd_event_run(loop, deadline.usec - now.usec);
-  }
-  return true;
-}
-
-void run_for(sd_event* loop, Duration span) {
-  run_until(loop, [] { return false; }, span);
-}
-
 }  // namespace clusterd::testing

@@ -4,6 +4,8 @@
 // last file descriptor, also when the test process dies.
 #pragma once
 
+#include "loop_test_util.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -47,15 +49,5 @@ class NetnsPair {
   Fd peer_;
   MacAddress local_mac_{};
 };
-
-/// An sd-event loop of its own.
-EventPtr new_loop();
-
-/// Runs `loop` until `done()` is true or `timeout` passes; true when done.
-bool run_until(sd_event* loop, const std::function<bool()>& done,
-               Duration timeout = std::chrono::seconds(3));
-
-/// Runs `loop` for `span` (to show that something does NOT happen within it).
-void run_for(sd_event* loop, Duration span);
 
 }  // namespace clusterd::testing
