@@ -303,11 +303,17 @@ void RaftNode::heard_from_leader(NodeId leader) {
 void RaftNode::step_append(const Message& m) {
   if (role_ == RaftRole::Leader) return;  // two leaders in one term cannot happen
   heard_from_leader(m.from);
-  if (m.log_index < commit_) return reply_append(m, false, commit_);
-  auto term = term_at(m.log_index);
-  if (!term || *term != m.log_term) return reply_append(m, true, last_index());
-  truncate_and_append(m.entries);
-  Index last_new = m.log_index + m.entries.size();
+  if (m.log_index >= commit_) {
+    auto term = term_at(m.log_index);
+    if (!term || *term != m.log_term) return reply_append(m, true, last_index());
+  }
+  // Entries up to our commit index are here already and final (perhaps compacted away): skip.
+  std::vector<Entry> fresh;
+  for (const Entry& e : m.entries) {
+    if (e.index > commit_) fresh.push_back(e);
+  }
+  truncate_and_append(fresh);
+  Index last_new = std::max(commit_, m.log_index + m.entries.size());
   commit_to(std::min(m.commit, last_new));
   reply_append(m, false, last_new);
 }
@@ -352,13 +358,12 @@ void RaftNode::step_append_response(const Message& m) {
     pr.probing = true;
     return send_append(m.from);
   }
-  if (m.hint > pr.match) {
-    pr.match = m.hint;
-    pr.probing = false;
-    maybe_commit();
-  }
+  if (m.hint <= pr.match) return;  // old news
+  pr.match = m.hint;
+  pr.probing = false;
   pr.next = std::max(pr.next, pr.match + 1);
   if (pr.next <= last_index() && pr.match + 1 == pr.next) send_append(m.from);  // none in flight
+  maybe_commit();
 }
 
 // ---- Leader -----------------------------------------------------------------------------------
