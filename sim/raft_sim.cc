@@ -97,7 +97,6 @@ Simulation::Simulation(SimConfig config) : config_(std::move(config)), rng_(conf
     auto n = std::make_unique<Node>();
     n->id = id;
     n->clock_offset = 1'000'000 + rng_.below(kMaxClockOffset);
-    group_of_[id] = 0;
     nodes_[id] = std::move(n);
   }
   for (const auto& [id, n] : nodes_) restart(id);
@@ -164,31 +163,51 @@ bool Simulation::run_until(const std::function<bool()>& done, Duration limit) {
 // ---- Faults -----------------------------------------------------------------------------------
 
 bool Simulation::connected(NodeId a, NodeId b) const {
-  int ga = group_of_.at(a);
-  return ga >= 0 && ga == group_of_.at(b);
+  return !cut_.contains({std::min(a, b), std::max(a, b)});
+}
+
+void Simulation::set_link(NodeId a, NodeId b, bool up) {
+  std::pair<NodeId, NodeId> link{std::min(a, b), std::max(a, b)};
+  if (up) {
+    cut_.erase(link);
+  } else {
+    cut_.insert(link);
+  }
 }
 
 void Simulation::partition(const std::vector<std::vector<NodeId>>& groups) {
-  for (auto& [id, g] : group_of_) g = -1;
+  std::map<NodeId, int> group_of;
   std::string desc;
   for (std::size_t i = 0; i < groups.size(); ++i) {
     desc += " {";
     for (NodeId id : groups[i]) {
-      group_of_.at(id) = static_cast<int>(i);
+      group_of[id] = static_cast<int>(i);
       desc += fmt::format(" {}", id);
     }
     desc += " }";
+  }
+  for (NodeId a : ids()) {
+    for (NodeId b : ids()) {
+      if (a < b) set_link(a, b, group_of.contains(a) && group_of.contains(b) && group_of[a] == group_of[b]);
+    }
   }
   note("partition" + desc);
 }
 
 void Simulation::isolate(NodeId id) {
-  group_of_.at(id) = -1;
+  for (NodeId other : ids()) {
+    if (other != id) set_link(id, other, false);
+  }
   note(fmt::format("isolate n{}", id));
 }
 
+void Simulation::cut(NodeId a, NodeId b) {
+  set_link(a, b, false);
+  note(fmt::format("cut n{} - n{}", a, b));
+}
+
 void Simulation::heal() {
-  for (auto& [id, g] : group_of_) g = 0;
+  cut_.clear();
   note("heal");
 }
 
@@ -316,6 +335,7 @@ void Simulation::drain(Node& n) {
   maybe_compact(n);
   arm_timer(n);
   check_leases();
+  check_leaders_step_down();
 }
 
 void Simulation::persist(Node& n, const RaftReady& r) {
@@ -420,6 +440,21 @@ void Simulation::check_leases() {
   }
 }
 
+// Check-quorum's promise: a leader without a valid lease steps down within one lease length of
+// its election or of its lease start, give or take the timer slop.
+void Simulation::check_leaders_step_down() {
+  Usec grace = to_usec(config_.timing.election_timeout_min - config_.timing.lease_margin) +
+               to_usec(config_.timer_slop) + 1;
+  for (const auto& [id, n] : nodes_) {
+    if (!n->raft || n->role != RaftRole::Leader) continue;
+    auto expiry = n->raft->lease_expiry();
+    MonoTime now = clock_of(*n);
+    bool lease_recent = expiry && now.usec < expiry->usec + to_usec(config_.timer_slop) + 1;
+    if (!lease_recent && now_ > n->role_changed_at + grace)
+      return violation(fmt::format("n{} still acts as leader without a quorum's answers", id));
+  }
+}
+
 // ---- Queries ----------------------------------------------------------------------------------
 
 std::optional<NodeId> Simulation::leader() const {
@@ -514,10 +549,13 @@ void chaos_step(Simulation& sim, SplitMix64& rng, std::map<NodeId, Duration>& do
     sim.heal();
   } else if (roll < 54) {
     sim.isolate(any);
-  } else if (roll < 60 && sim.is_up(any)) {
+  } else if (roll < 62) {
+    NodeId other = ids[rng.below(ids.size())];
+    if (other != any) sim.cut(any, other);
+  } else if (roll < 67 && sim.is_up(any)) {
     sim.crash(any);
     down[any] = sim.elapsed() + Duration(rng.below(800));
-  } else if (roll < 65) {
+  } else if (roll < 72) {
     sim.set_faults(random_faults(rng));
   }
 }
@@ -576,11 +614,14 @@ ScenarioResult run_scenario(const ScenarioOptions& o) {
   for (int i = 1; i <= o.nodes; ++i)
     config.voters[static_cast<NodeId>(i)] = o.weighted ? 1 + static_cast<std::uint32_t>(rng.below(3)) : 1;
   config.faults = NetworkFaults{0.05, 0.02, Duration(1), Duration(15)};
+  // Short Appends make followers hold partial suffixes: the stuff of Raft's figure 8.
+  config.timing.max_entries_per_append = std::size_t{1} << rng.below(5);
+  config.compact_every = 5 + rng.below(40);
   Simulation sim(config);
   std::map<NodeId, Duration> down;
   std::uint64_t proposals = 0;
   while (sim.elapsed() < o.chaos && sim.failure().empty()) {
-    sim.run_for(Duration(5 + rng.below(50)));
+    sim.run_for(Duration(5 + rng.below(30)));
     restart_due(sim, down);
     chaos_step(sim, rng, down, proposals);
   }

@@ -101,6 +101,8 @@ class Simulation {
   void partition(const std::vector<std::vector<NodeId>>& groups);
   /// Cuts `id` off from everyone.
   void isolate(NodeId id);
+  /// Cuts the link between `a` and `b` only (partial partitions: a may still reach c, and c b).
+  void cut(NodeId a, NodeId b);
   /// Connects everyone.
   void heal();
   /// Sets drop/duplicate/delay behaviour.
@@ -151,6 +153,8 @@ class Simulation {
   bool run_one(Usec limit);
   MonoTime clock_of(const Node& n) const;
   bool connected(NodeId a, NodeId b) const;
+  void set_link(NodeId a, NodeId b, bool up);
+  void check_leaders_step_down();
   void transmit(const Message& m);
   void deliver(NodeId to, const Bytes& bytes);
   void on_tick(NodeId id, std::uint64_t generation);
@@ -172,7 +176,7 @@ class Simulation {
   std::uint64_t next_seq_ = 0;
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
   std::map<NodeId, std::unique_ptr<Node>> nodes_;
-  std::map<NodeId, int> group_of_;  // partition: equal group numbers talk; -1 talks to nobody
+  std::set<std::pair<NodeId, NodeId>> cut_;  // links that are down, (lower id, higher id)
   NetworkFaults faults_;
 
   // What the checks remember.
