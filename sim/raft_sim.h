@@ -89,6 +89,9 @@ class Simulation {
  public:
   /// Starts every node (empty storage) at virtual time 0.
   explicit Simulation(SimConfig config);
+  ~Simulation();
+  Simulation(const Simulation&) = delete;
+  Simulation& operator=(const Simulation&) = delete;
 
   /// Virtual time since the start.
   Duration elapsed() const;
@@ -163,6 +166,7 @@ class Simulation {
   void apply(Node& n, const RaftReady& r);
   void maybe_compact(Node& n);
   void check_entry(Node& n, const Entry& e);
+  void check_state(Node& n);
   void check_status(Node& n, const RaftStatus& s);
   void check_leases();
   void arm_timer(Node& n);
