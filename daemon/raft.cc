@@ -35,7 +35,8 @@ Result<void> validate_raft_settings(NodeId self, const VoterMap& voters, const R
   if (t.lease_margin.count() < 0 || t.lease_margin >= t.election_timeout_min - t.heartbeat_interval)
     return fail("lease margin {} ms leaves no lease within the election timeout {} ms",
                 t.lease_margin.count(), t.election_timeout_min.count());
-  if (t.max_entries_per_append == 0) return fail("at most 0 entries per append would never replicate");
+  if (t.max_entries_per_append == 0)
+    return fail("at most 0 entries per append would never replicate");
   return {};
 }
 
@@ -101,7 +102,8 @@ void RaftNode::truncate_and_append(const std::vector<Entry>& entries) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto term = term_at(entries[i].index);
     if (term && *term == entries[i].term) continue;
-    append_local(std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(i), entries.end()));
+    append_local(
+        std::vector<Entry>(entries.begin() + static_cast<std::ptrdiff_t>(i), entries.end()));
     return;
   }
 }

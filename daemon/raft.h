@@ -101,8 +101,8 @@ class RaftNode {
   /// time `now`. `seed` drives the randomized election timeouts. The settings must have passed
   /// validate_raft_settings. A restarted node refuses votes for `election_timeout_min` after
   /// `now`, as it may have promised a lease to a leader before it went down.
-  RaftNode(NodeId self, VoterMap voters, RaftTiming timing, PersistentState persisted,
-           MonoTime now, std::uint64_t seed);
+  RaftNode(NodeId self, VoterMap voters, RaftTiming timing, PersistentState persisted, MonoTime now,
+           std::uint64_t seed);
 
   /// Advances the node's clock to `now` and fires what is due: campaign, heartbeat, step-down.
   /// Call it before step() with the current time too: step() uses the time of the last tick.
@@ -145,7 +145,7 @@ class RaftNode {
   struct Progress {
     Index match = 0;
     Index next = 1;
-    bool probing = true;              // one Append at a time until a success shows where we are
+    bool probing = true;  // one Append at a time until a success shows where we are
     std::optional<std::uint64_t> acked_stamp;  // latest lease stamp echoed in this term
   };
 

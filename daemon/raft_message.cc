@@ -1,16 +1,16 @@
 #include "raft_message.h"
 
-#include <array>
-
 #include <fmt/format.h>
+
+#include <array>
 
 namespace clusterd {
 
 namespace {
 
 constexpr std::array<const char*, kMessageTypeCount> kMessageTypeNames = {
-    "pre-vote", "pre-vote-response", "vote", "vote-response",
-    "append",   "append-response",   "install-snapshot"};
+    "pre-vote",        "pre-vote-response", "vote", "vote-response", "append",
+    "append-response", "install-snapshot"};
 
 constexpr std::uint8_t kMagic0 = 'C';
 constexpr std::uint8_t kMagic1 = 'R';
@@ -35,7 +35,8 @@ class Writer {
 
  private:
   void put(std::uint64_t v, int width) {
-    for (int shift = (width - 1) * 8; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+    for (int shift = (width - 1) * 8; shift >= 0; shift -= 8)
+      out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
   Bytes out_;
 };
@@ -47,7 +48,8 @@ class Reader {
   std::size_t remaining() const { return in_.size() - pos_; }
 
   Result<std::uint64_t> uint(int width, const char* what) {
-    if (remaining() < static_cast<std::size_t>(width)) return fail("raft message truncated in {}", what);
+    if (remaining() < static_cast<std::size_t>(width))
+      return fail("raft message truncated in {}", what);
     std::uint64_t v = 0;
     for (int i = 0; i < width; ++i) v = (v << 8) | in_[pos_++];
     return v;
@@ -55,7 +57,9 @@ class Reader {
   Result<Bytes> bytes(const char* what) {
     auto size = uint(4, what);
     if (!size) return std::unexpected(size.error());
-    if (remaining() < *size) return fail("raft message truncated in {} ({} bytes announced, {} left)", what, *size, remaining());
+    if (remaining() < *size)
+      return fail("raft message truncated in {} ({} bytes announced, {} left)", what, *size,
+                  remaining());
     Bytes out(in_.begin() + pos_, in_.begin() + pos_ + *size);
     pos_ += *size;
     return out;
@@ -101,7 +105,7 @@ struct Header {
 
 Result<Header> read_fixed(Reader& r, Message& m) {
   std::uint64_t v[11];
-  const char* names[11] = {"type", "flags", "from", "to", "term", "log index",
+  const char* names[11] = {"type",     "flags",  "from", "to",          "term",       "log index",
                            "log term", "commit", "hint", "lease stamp", "entry count"};
   const int widths[11] = {1, 1, 4, 4, 8, 8, 8, 8, 8, 8, 4};
   for (int i = 0; i < 11; ++i) {
@@ -125,14 +129,18 @@ Result<Header> read_fixed(Reader& r, Message& m) {
 }
 
 Result<void> read_entries(Reader& r, Message& m, std::uint32_t count) {
-  if (count > 0 && m.type != MessageType::Append) return fail("raft {} message carries entries", to_string(m.type));
+  if (count > 0 && m.type != MessageType::Append)
+    return fail("raft {} message carries entries", to_string(m.type));
   // Bound the count by what the bytes could hold, so garbage cannot make us allocate gigabytes.
-  if (count > r.remaining() / kMinEntrySize) return fail("raft message announces {} entries but has {} bytes left", count, r.remaining());
+  if (count > r.remaining() / kMinEntrySize)
+    return fail("raft message announces {} entries but has {} bytes left", count, r.remaining());
   m.entries.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
     auto e = read_entry(r);
     if (!e) return std::unexpected(e.error());
-    if (e->index != m.log_index + 1 + i) return fail("raft message entry {} has index {}, expected {}", i, e->index, m.log_index + 1 + i);
+    if (e->index != m.log_index + 1 + i)
+      return fail("raft message entry {} has index {}, expected {}", i, e->index,
+                  m.log_index + 1 + i);
     m.entries.push_back(std::move(*e));
   }
   return {};
@@ -154,7 +162,8 @@ Bytes encode_message(const Message& m) {
   w.u8((m.reject ? kFlagReject : 0) | (m.snapshot ? kFlagSnapshot : 0));
   w.u32(m.from);
   w.u32(m.to);
-  for (std::uint64_t v : {m.term, m.log_index, m.log_term, m.commit, m.hint, m.lease_stamp}) w.u64(v);
+  for (std::uint64_t v : {m.term, m.log_index, m.log_term, m.commit, m.hint, m.lease_stamp})
+    w.u64(v);
   w.u32(static_cast<std::uint32_t>(m.entries.size()));
   for (const Entry& e : m.entries) write_entry(w, e);
   if (m.snapshot) {
@@ -166,15 +175,20 @@ Bytes encode_message(const Message& m) {
 }
 
 Result<Message> decode_message(std::span<const std::uint8_t> bytes) {
-  if (bytes.size() < 3 || bytes[0] != kMagic0 || bytes[1] != kMagic1) return fail("not a raft message (bad magic)");
-  if (bytes[2] != kMessageVersion) return fail("raft message version {} is not supported (expected {})", bytes[2], kMessageVersion);
+  if (bytes.size() < 3 || bytes[0] != kMagic0 || bytes[1] != kMagic1)
+    return fail("not a raft message (bad magic)");
+  if (bytes[2] != kMessageVersion)
+    return fail("raft message version {} is not supported (expected {})", bytes[2],
+                kMessageVersion);
   Reader r(bytes.subspan(3));
   Message m;
   auto header = read_fixed(r, m);
   if (!header) return std::unexpected(header.error());
   if (auto ok = read_entries(r, m, header->entry_count); !ok) return std::unexpected(ok.error());
   bool has_snapshot = (header->flags & kFlagSnapshot) != 0;
-  if (has_snapshot != (m.type == MessageType::InstallSnapshot)) return fail("raft {} message {} a snapshot", to_string(m.type), has_snapshot ? "carries" : "lacks");
+  if (has_snapshot != (m.type == MessageType::InstallSnapshot))
+    return fail("raft {} message {} a snapshot", to_string(m.type),
+                has_snapshot ? "carries" : "lacks");
   if (has_snapshot) {
     auto s = read_snapshot(r);
     if (!s) return std::unexpected(s.error());
@@ -194,11 +208,14 @@ std::string describe(const Message& m) {
     case MessageType::VoteResponse:
       return s + (m.reject ? " rejected" : " granted");
     case MessageType::Append:
-      return s + fmt::format(" prev={}/{} n={} commit={}", m.log_index, m.log_term, m.entries.size(), m.commit);
+      return s + fmt::format(" prev={}/{} n={} commit={}", m.log_index, m.log_term,
+                             m.entries.size(), m.commit);
     case MessageType::AppendResponse:
-      return s + fmt::format(" {} prev={} hint={}", m.reject ? "rejected" : "ok", m.log_index, m.hint);
+      return s +
+             fmt::format(" {} prev={} hint={}", m.reject ? "rejected" : "ok", m.log_index, m.hint);
     case MessageType::InstallSnapshot:
-      return s + fmt::format(" snapshot={}/{}", m.snapshot ? m.snapshot->index : 0, m.snapshot ? m.snapshot->term : 0);
+      return s + fmt::format(" snapshot={}/{}", m.snapshot ? m.snapshot->index : 0,
+                             m.snapshot ? m.snapshot->term : 0);
   }
   return s;
 }

@@ -63,13 +63,13 @@ struct PersistentState {
 
 /// Message kinds. Heartbeats are Append messages without entries.
 enum class MessageType : std::uint8_t {
-  PreVote,           ///< "Would you vote for me in term `term`?" (changes no state)
-  PreVoteResponse,   ///< Answer to PreVote; `reject` says no.
-  Vote,              ///< RequestVote for term `term`.
-  VoteResponse,      ///< Answer to Vote; `reject` says no.
-  Append,            ///< AppendEntries (and heartbeat) from the leader.
-  AppendResponse,    ///< Answer to Append or InstallSnapshot.
-  InstallSnapshot,   ///< The leader's snapshot, for a follower that needs compacted entries.
+  PreVote,          ///< "Would you vote for me in term `term`?" (changes no state)
+  PreVoteResponse,  ///< Answer to PreVote; `reject` says no.
+  Vote,             ///< RequestVote for term `term`.
+  VoteResponse,     ///< Answer to Vote; `reject` says no.
+  Append,           ///< AppendEntries (and heartbeat) from the leader.
+  AppendResponse,   ///< Answer to Append or InstallSnapshot.
+  InstallSnapshot,  ///< The leader's snapshot, for a follower that needs compacted entries.
 };
 inline constexpr int kMessageTypeCount = 7;
 

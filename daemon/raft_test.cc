@@ -1,10 +1,10 @@
 #include "raft.h"
 
+#include <doctest/doctest.h>
+
 #include <memory>
 #include <set>
 #include <string>
-
-#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {
@@ -315,8 +315,8 @@ TEST_CASE("raft check-quorum: an isolated leader steps down within its lease") {
   CHECK(c.now.ms_since(cut_at) <= test_timing().election_timeout_min.count() + 5);
   // The other two elect a new leader once their own leases on n1 have run out.
   c.advance(Duration(500));
-  bool new_leader = c.node(2).status().role == RaftRole::Leader ||
-                    c.node(3).status().role == RaftRole::Leader;
+  bool new_leader =
+      c.node(2).status().role == RaftRole::Leader || c.node(3).status().role == RaftRole::Leader;
   CHECK(new_leader);
 }
 

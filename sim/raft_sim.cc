@@ -1,9 +1,9 @@
 #include "raft_sim.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
-
-#include <fmt/format.h>
 
 namespace clusterd::sim {
 
@@ -190,7 +190,8 @@ void Simulation::partition(const std::vector<std::vector<NodeId>>& groups) {
   }
   for (NodeId a : ids()) {
     for (NodeId b : ids()) {
-      if (a < b) set_link(a, b, group_of.contains(a) && group_of.contains(b) && group_of[a] == group_of[b]);
+      if (a < b)
+        set_link(a, b, group_of.contains(a) && group_of.contains(b) && group_of[a] == group_of[b]);
     }
   }
   note("partition" + desc);
@@ -235,7 +236,8 @@ void Simulation::restart(NodeId id) {
   if (n.raft) return;
   ++n.incarnation;
   std::uint64_t seed = config_.seed * 0x9e3779b97f4a7c15ULL + id * 1000003ULL + n.incarnation;
-  n.raft = std::make_unique<RaftNode>(id, config_.voters, config_.timing, n.disk, clock_of(n), seed);
+  n.raft =
+      std::make_unique<RaftNode>(id, config_.voters, config_.timing, n.disk, clock_of(n), seed);
   n.sm = config_.make_state_machine();
   n.applied = 0;
   if (n.disk.snapshot.index > 0) {
@@ -363,8 +365,8 @@ void Simulation::persist(Node& n, const RaftReady& r) {
   if (h.vote) {
     auto [it, fresh] = votes_.emplace(std::pair{n.id, h.term}, *h.vote);
     if (!fresh && it->second != *h.vote)
-      return violation(fmt::format("n{} voted for n{} and n{} in term {}", n.id, it->second,
-                                   *h.vote, h.term));
+      return violation(
+          fmt::format("n{} voted for n{} and n{} in term {}", n.id, it->second, *h.vote, h.term));
   }
   d.hard = h;
 }
@@ -385,8 +387,8 @@ void Simulation::apply(Node& n, const RaftReady& r) {
   if (r.snapshot) {
     const Snapshot& s = *r.snapshot;
     if (s.index > history_.size() || history_[s.index - 1].term != s.term)
-      return violation(fmt::format("n{} installed snapshot {}/{} that is not in the history",
-                                   n.id, s.index, s.term));
+      return violation(fmt::format("n{} installed snapshot {}/{} that is not in the history", n.id,
+                                   s.index, s.term));
     n.sm->restore(s.data);
     n.applied = s.index;
     note(fmt::format("n{} installed snapshot {}/{}", n.id, s.index, s.term));
@@ -415,8 +417,8 @@ void Simulation::check_entry(Node& n, const Entry& e) {
   ++stats_["applied"];
   if (e.index <= history_.size()) {
     if (history_[e.index - 1] != e)
-      violation(fmt::format("n{} applied entry {} from term {} where the history has term {}",
-                            n.id, e.index, e.term, history_[e.index - 1].term));
+      violation(fmt::format("n{} applied entry {} from term {} where the history has term {}", n.id,
+                            e.index, e.term, history_[e.index - 1].term));
     return;
   }
   history_.push_back(e);
@@ -443,8 +445,7 @@ void Simulation::check_leases() {
     if (!n->raft) continue;
     auto expiry = n->raft->lease_expiry();
     if (!expiry || *expiry <= clock_of(*n)) continue;
-    if (holder)
-      return violation(fmt::format("n{} and n{} both hold a leader lease", *holder, id));
+    if (holder) return violation(fmt::format("n{} and n{} both hold a leader lease", *holder, id));
     holder = id;
   }
 }
@@ -621,7 +622,8 @@ ScenarioResult run_scenario(const ScenarioOptions& o) {
   config.full_trace = o.full_trace;
   config.voters.clear();
   for (int i = 1; i <= o.nodes; ++i)
-    config.voters[static_cast<NodeId>(i)] = o.weighted ? 1 + static_cast<std::uint32_t>(rng.below(3)) : 1;
+    config.voters[static_cast<NodeId>(i)] =
+        o.weighted ? 1 + static_cast<std::uint32_t>(rng.below(3)) : 1;
   config.faults = NetworkFaults{0.05, 0.02, Duration(1), Duration(15)};
   // Short Appends make followers hold partial suffixes: the stuff of Raft's figure 8.
   config.timing.max_entries_per_append = std::size_t{1} << rng.below(5);

@@ -1,10 +1,10 @@
 #include "raft_sim.h"
 
-#include <chrono>
-#include <string>
-
 #include <doctest/doctest.h>
 #include <fmt/core.h>
+
+#include <chrono>
+#include <string>
 
 namespace clusterd::sim {
 namespace {
@@ -63,10 +63,11 @@ TEST_CASE("simulator: 1000 random scenarios with 3, 5 and 7 nodes keep every inv
     o.weighted = seed % 4 == 0;
     ScenarioResult r = run_scenario(o);
     if (!r.ok && ++failures <= 1) {
-      FAIL_CHECK(fmt::format("seed {} ({} nodes{}): {}\nreplay: raftsim --seed {} --nodes {}{} "
-                             "--trace\n{}",
-                             seed, o.nodes, o.weighted ? ", weighted" : "", r.failure, seed,
-                             o.nodes, o.weighted ? " --weighted" : "", dump(r)));
+      FAIL_CHECK(
+          fmt::format("seed {} ({} nodes{}): {}\nreplay: raftsim --seed {} --nodes {}{} "
+                      "--trace\n{}",
+                      seed, o.nodes, o.weighted ? ", weighted" : "", r.failure, seed, o.nodes,
+                      o.weighted ? " --weighted" : "", dump(r)));
     }
   }
   CHECK(failures == 0);
@@ -113,8 +114,8 @@ TEST_CASE("simulator: an isolated leader steps down within its lease; the rest c
   REQUIRE(sim.node(old)->lease_expiry());
   sim.isolate(old);
   Duration cut_at = sim.elapsed();
-  REQUIRE(sim.run_until(
-      [&] { return sim.node(old)->status().role != RaftRole::Leader; }, Duration(1000)));
+  REQUIRE(sim.run_until([&] { return sim.node(old)->status().role != RaftRole::Leader; },
+                        Duration(1000)));
   // Step-down no later than one lease (the minimum election timeout) after the cut, plus the
   // timer slop.
   CHECK((sim.elapsed() - cut_at) <= c.timing.election_timeout_min + c.timer_slop);
@@ -125,8 +126,8 @@ TEST_CASE("simulator: an isolated leader steps down within its lease; the rest c
   NodeId fresh = wait_for_leader(sim);
   CHECK(fresh != old);
   REQUIRE(sim.propose(fresh, b("while-cut")));
-  REQUIRE(sim.run_until([&] { return applied_everywhere(sim, b("while-cut"), rest); },
-                        Duration(1000)));
+  REQUIRE(
+      sim.run_until([&] { return applied_everywhere(sim, b("while-cut"), rest); }, Duration(1000)));
   sim.heal();
   REQUIRE(sim.run_until([&] { return sim.applied(old, b("while-cut")); }, Duration(1000)));
   CHECK(sim.failure().empty());
@@ -136,8 +137,8 @@ TEST_CASE("simulator: committed entries survive every node crashing and restarti
   Simulation sim(config(3, 5));
   NodeId leader = wait_for_leader(sim);
   for (int i = 0; i < 30; ++i) REQUIRE(sim.propose(leader, b(fmt::format("e{}", i))));
-  REQUIRE(sim.run_until([&] { return applied_everywhere(sim, b("e29"), sim.ids()); },
-                        Duration(1000)));
+  REQUIRE(
+      sim.run_until([&] { return applied_everywhere(sim, b("e29"), sim.ids()); }, Duration(1000)));
   for (NodeId id : sim.ids()) sim.crash(id);
   sim.run_for(Duration(500));
   for (NodeId id : sim.ids()) sim.restart(id);
@@ -191,8 +192,8 @@ TEST_CASE("simulator: the state machine hook sees every committed entry in order
   Simulation sim(c);
   NodeId leader = wait_for_leader(sim);
   REQUIRE(sim.propose(leader, b("x")));
-  REQUIRE(sim.run_until([&] { return applied_everywhere(sim, b("x"), sim.ids()); },
-                        Duration(1000)));
+  REQUIRE(
+      sim.run_until([&] { return applied_everywhere(sim, b("x"), sim.ids()); }, Duration(1000)));
   for (auto& [k, indexes] : seen) {
     REQUIRE(indexes.size() >= 2);
     for (std::size_t i = 0; i < indexes.size(); ++i) CHECK(indexes[i] == i + 1);

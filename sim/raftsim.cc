@@ -1,12 +1,12 @@
 // raftsim: runs seeded random scenarios of the consensus core and reports the first failures
 // with their seed and trace. `raftsim --seed N --nodes 5 --trace` replays one exactly.
+#include <fmt/core.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "raft_sim.h"
 
