@@ -391,6 +391,7 @@ void Simulation::apply(Node& n, const RaftReady& r) {
                                    s.index, s.term));
     n.sm->restore(s.data);
     n.applied = s.index;
+    ++stats_["snapshots"];
     note(fmt::format("n{} installed snapshot {}/{}", n.id, s.index, s.term));
   }
   for (const Entry& e : r.committed) {
@@ -552,7 +553,8 @@ void chaos_step(Simulation& sim, SplitMix64& rng, std::map<NodeId, Duration>& do
   auto roll = rng.below(100);
   if (roll < 35) {
     NodeId to = roll < 30 ? sim.leader().value_or(any) : any;
-    (void)sim.propose(to, bytes_of(fmt::format("c{}", ++proposals)));
+    for (auto burst = 1 + rng.below(4); burst > 0; --burst)
+      (void)sim.propose(to, bytes_of(fmt::format("c{}", ++proposals)));
   } else if (roll < 42) {
     random_partition(sim, rng);
   } else if (roll < 50) {
@@ -627,7 +629,7 @@ ScenarioResult run_scenario(const ScenarioOptions& o) {
   config.faults = NetworkFaults{0.05, 0.02, Duration(1), Duration(15)};
   // Short Appends make followers hold partial suffixes: the stuff of Raft's figure 8.
   config.timing.max_entries_per_append = std::size_t{1} << rng.below(5);
-  config.compact_every = 5 + rng.below(40);
+  config.compact_every = 3 + rng.below(20);
   Simulation sim(config);
   std::map<NodeId, Duration> down;
   std::uint64_t proposals = 0;

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   std::uint64_t failures = 0;
   std::uint64_t applied = 0;
   std::uint64_t messages = 0;
+  std::uint64_t snapshots = 0;
   for (std::uint64_t k = 0; k < o.seeds; ++k) {
     ScenarioOptions s{.seed = o.first_seed + k,
                       .nodes = o.nodes[k % o.nodes.size()],
@@ -118,12 +119,13 @@ int main(int argc, char** argv) {
     }
     applied += r.stats["applied"];
     messages += r.stats["messages"];
+    snapshots += r.stats["snapshots"];
     if (!r.ok) {
       ++failures;
       if (failures <= 3) report_failure(s, r, o.trace);
     }
   }
-  fmt::print("{} scenarios, {} failed; {} messages, {} entries applied\n", o.seeds, failures,
-             messages, applied);
+  fmt::print("{} scenarios, {} failed; {} messages, {} entries applied, {} snapshots installed\n",
+             o.seeds, failures, messages, applied, snapshots);
   return failures == 0 ? 0 : 1;
 }
