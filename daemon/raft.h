@@ -67,10 +67,15 @@ struct RaftStatus {
 /// 2. send `messages` (only now: a vote is never answered before it is on disk);
 /// 3. restore the state machine from `snapshot` if set, then apply `committed` in order.
 struct RaftReady {
+  /// A snapshot received from the leader: persist (replacing log and snapshot), then restore.
   std::optional<Snapshot> snapshot;
+  /// Log entries to persist, consecutive; they replace stored entries from their first index on.
   std::vector<Entry> entries;
+  /// Term, vote and commit index to persist, when they changed.
   std::optional<HardState> hard_state;
+  /// Messages to send once the above is durable.
   std::vector<Message> messages;
+  /// Newly committed entries to apply, in order.
   std::vector<Entry> committed;
   /// Set when role, term or leader changed.
   std::optional<RaftStatus> status;
