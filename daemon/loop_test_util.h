@@ -1,0 +1,107 @@
+// Test helpers for code on the sd-event loop: run the real loop until a condition holds, with a
+// deadline instead of sleeps; and ask the kernel whether processes are gone.
+#pragma once
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include <systemd/sd-event.h>
+
+#include "clock.h"
+#include "handle.h"
+
+namespace clusterd::testing {
+
+/// A private event loop for one test.
+class TestLoop {
+ public:
+  TestLoop() {
+    sd_event* raw = nullptr;
+    if (sd_event_new(&raw) >= 0) loop_.reset(raw);
+  }
+  sd_event* get() const { return loop_.get(); }
+
+  /// Dispatches events until `done()` holds; false if `deadline` passed first.
+  bool run_until(const std::function<bool()>& done, Duration deadline = std::chrono::seconds(5)) {
+    MonoTime end = mono_now() + deadline;
+    while (!done()) {
+      MonoTime now = mono_now();
+      if (now >= end) return false;
+      if (sd_event_run(loop_.get(), end.usec - now.usec) < 0) return false;
+    }
+    return true;
+  }
+
+  /// Dispatches whatever is pending for `period` (to show that something does NOT happen).
+  void run_for(Duration period) {
+    run_until([] { return false; }, period);
+  }
+
+ private:
+  EventPtr loop_;
+};
+
+/// The state letter and process group of `pid` from /proc/PID/stat; false when it is gone.
+inline bool proc_stat(pid_t pid, char* state, pid_t* pgrp) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return false;
+  std::istringstream fields(line.substr(paren + 1));
+  pid_t ppid = 0;
+  fields >> *state >> ppid >> *pgrp;
+  return true;
+}
+
+/// True when `pid` no longer runs (gone, or a zombie nobody reaped yet).
+inline bool process_gone(pid_t pid) {
+  char state = 0;
+  pid_t pgrp = 0;
+  return !proc_stat(pid, &state, &pgrp) || state == 'Z' || state == 'X';
+}
+
+/// True when no live process is left in process group `pgid`.
+inline bool group_gone(pid_t pgid) {
+  DIR* dir = opendir("/proc");
+  if (!dir) return false;
+  bool gone = true;
+  while (dirent* entry = readdir(dir)) {
+    pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
+    char state = 0;
+    pid_t pgrp = 0;
+    if (pid > 0 && proc_stat(pid, &state, &pgrp) && pgrp == pgid && state != 'Z' && state != 'X')
+      gone = false;
+  }
+  closedir(dir);
+  return gone;
+}
+
+/// A fresh temporary directory, removed (with its files) at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/clusterd-test-XXXXXX";
+    if (mkdtemp(templ)) path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace clusterd::testing
