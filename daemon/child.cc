@@ -99,6 +99,7 @@ struct Prepared {
   std::vector<char*> envp;
   std::string cwd;
   mode_t umask = 022;
+  bool capture_stderr = true;
   Credentials creds;
 };
 
@@ -201,6 +202,7 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   p.envp = c_strings(spec.env);
   p.cwd = spec.cwd.empty() ? "/" : spec.cwd;
   p.umask = spec.umask.value_or(022);
+  p.capture_stderr = spec.capture_stderr;
   p.creds = std::move(*creds);
   return p;
 }
@@ -228,7 +230,8 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+  if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+      dup2(p.capture_stderr ? out_fd : null_fd, 2) < 0)
     child_fail(report_fd, Stage::Setup);
   // Everything but 0-2 and the report pipe goes (close_range: Linux 5.9).
   if (report_fd > 3) close_range(3, report_fd - 1, 0);
@@ -345,24 +348,28 @@ Result<std::unique_ptr<Child>> Child::spawn(sd_event* loop, const ChildSpec& spe
   }
   fcntl(out_read.get(), F_SETFL, O_NONBLOCK);
   std::unique_ptr<Child> child(
-      new Child(loop, pid, std::move(pidfd), std::move(out_read), std::move(on_exit)));
+      new Child(loop, pid, std::move(pidfd), std::move(out_read), spec.output_limit,
+                std::move(on_exit)));
   if (auto watched = child->watch(); !watched) return std::unexpected(watched.error());
   return child;
 }
 
-Child::Child(sd_event* loop, pid_t pid, Fd pidfd, Fd output, ExitHandler on_exit)
+Child::Child(sd_event* loop, pid_t pid, Fd pidfd, Fd output, std::size_t output_limit,
+             ExitHandler on_exit)
     : loop_(loop),
       pid_(pid),
       pidfd_(std::move(pidfd)),
       output_fd_(std::move(output)),
-      on_exit_(std::move(on_exit)) {}
+      on_exit_(std::move(on_exit)),
+      output_(output_limit) {}
 
 Child::~Child() {
   pidfd_source_.reset();
   output_source_.reset();
   deadline_source_.reset();
+  if (exit_) return;
   kill(-pid_, SIGKILL);
-  if (!exit_) reap_in_background(loop_, pid_, std::move(pidfd_));
+  reap_in_background(loop_, pid_, std::move(pidfd_));
 }
 
 Result<void> Child::watch() {
@@ -420,7 +427,10 @@ bool Child::try_reap() {
   exit.output = output_.str();
   exit_ = std::move(exit);
   pidfd_source_.reset();
+  // Whatever the child left running in the background must not block on a full pipe nobody
+  // reads: closing our end gives it EPIPE instead.
   output_source_.reset();
+  output_fd_.reset();
   deadline_source_.reset();
   return true;
 }

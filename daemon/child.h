@@ -31,6 +31,8 @@ struct ChildSpec {
   std::string user;             ///< Name or uid; empty: keep ours.
   std::string group;            ///< Name or gid; empty: the user's primary group (or ours).
   std::optional<mode_t> umask;  ///< Empty: 022.
+  std::size_t output_limit = 4096;  ///< Keep this many of the last bytes of output.
+  bool capture_stderr = true;       ///< false: stderr goes to /dev/null (e.g. for meta-data XML).
 };
 
 /// How a child ended.
@@ -74,14 +76,13 @@ class TailBuffer {
 std::string last_line_of(std::string_view text);
 
 /// A running (or exited, not yet destroyed) child process in its own session and process group.
-/// Destroying it SIGKILLs the process group and drops its event sources; the process is still
-/// reaped later, from the loop.
+/// Destroying it while the process runs SIGKILLs the process group and drops the event sources;
+/// the process is still reaped later, from the loop, which must outlive the Child. Once the
+/// process has been reaped, destroying it leaves the group alone (an OCF agent's background
+/// service lives there); signal_group() first if that is wanted.
 class Child {
  public:
   using ExitHandler = std::function<void(const ChildExit&)>;
-  /// How much output is kept.
-  static constexpr std::size_t kOutputTail = 4096;
-
   /// Forks and execs `spec`; returns once exec succeeded, or an error saying why it did not
   /// ("cannot execute /x: No such file or directory"). `on_exit` runs on `loop` once the child
   /// has been reaped; it may destroy the Child.
@@ -99,7 +100,7 @@ class Child {
   bool has_exited() const;
   /// Its exit, once reaped.
   const std::optional<ChildExit>& exit() const { return exit_; }
-  /// The output so far (last kOutputTail bytes).
+  /// The output so far (the last ChildSpec::output_limit bytes).
   const std::string& output() const { return output_.str(); }
 
   /// Kills the process group with SIGKILL `timeout` from now, and then reports ChildEnd::Timeout.
@@ -111,7 +112,8 @@ class Child {
   std::optional<ChildExit> reap_now();
 
  private:
-  Child(sd_event* loop, pid_t pid, Fd pidfd, Fd output, ExitHandler on_exit);
+  Child(sd_event* loop, pid_t pid, Fd pidfd, Fd output, std::size_t output_limit,
+        ExitHandler on_exit);
   Result<void> watch();
   static int on_pidfd(sd_event_source* source, int fd, uint32_t events, void* userdata) noexcept;
   static int on_output(sd_event_source* source, int fd, uint32_t events, void* userdata) noexcept;
@@ -127,7 +129,7 @@ class Child {
   EventSourcePtr pidfd_source_;
   EventSourcePtr output_source_;
   EventSourcePtr deadline_source_;
-  TailBuffer output_{kOutputTail};
+  TailBuffer output_;
   bool timed_out_ = false;
   std::optional<ChildExit> exit_;
 };

@@ -1,13 +1,76 @@
-// STUB: replaced by the agents module.
 #include "driver.h"
+
+#include "log.h"
+#include "ocf_agent.h"
+#include "process_driver.h"
 
 namespace clusterd {
 
-const char* to_string(MonitorLevel) { return "?"; }
-const char* to_string(ActionStatus) { return "?"; }
+const char* to_string(MonitorLevel level) {
+  switch (level) {
+    case MonitorLevel::LooksAlive: return "looks-alive";
+    case MonitorLevel::IsAlive: return "is-alive";
+  }
+  return "?";
+}
+
+const char* to_string(ActionStatus status) {
+  switch (status) {
+    case ActionStatus::Ok: return "ok";
+    case ActionStatus::NotRunning: return "not-running";
+    case ActionStatus::Failed: return "failed";
+    case ActionStatus::Timeout: return "timeout";
+    case ActionStatus::InvalidConfig: return "invalid-config";
+    case ActionStatus::NotInstalled: return "not-installed";
+    case ActionStatus::Unimplemented: return "unimplemented";
+    case ActionStatus::Permission: return "permission";
+  }
+  return "?";
+}
+
+void DeferredCall::post(sd_event* loop, std::function<void()> fn) {
+  cancel();
+  sd_event_source* source = nullptr;
+  int r = sd_event_add_defer(loop, &source, on_defer, this);
+  if (r < 0) {
+    log(LogLevel::Warning, {}, "cannot defer a driver callback, running it now: {}",
+        std::strerror(-r));
+    fn();
+    return;
+  }
+  source_.reset(source);
+  fn_ = std::move(fn);
+}
+
+void DeferredCall::cancel() {
+  source_.reset();
+  fn_ = nullptr;
+}
+
+int DeferredCall::on_defer(sd_event_source*, void* userdata) noexcept {
+  auto* self = static_cast<DeferredCall*>(userdata);
+  // Detach first: the callback may post again or destroy the owner of this object.
+  auto fn = std::move(self->fn_);
+  self->source_.reset();
+  if (fn) fn();
+  return 0;
+}
+
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,
-                                                    const DriverContext&) {
-  return fail("resource type '{}' is not implemented", config.type);
+                                                    const DriverContext& context) {
+  if (!context.loop) return fail("resource {}: no event loop for its driver", config.name);
+  if (config.type == "process") {
+    auto driver = ProcessDriver::create(config, context);
+    if (!driver) return std::unexpected(driver.error());
+    return std::unique_ptr<ResourceDriver>(std::move(*driver));
+  }
+  if (config.type == "ocf") {
+    auto driver = OcfAgentDriver::create(config, context);
+    if (!driver) return std::unexpected(driver.error());
+    return std::unique_ptr<ResourceDriver>(std::move(*driver));
+  }
+  return fail("resource {}: unknown resource type '{}' (known: process, ocf)", config.name,
+              config.type);
 }
 
 }  // namespace clusterd

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "handle.h"
 
 namespace clusterd {
 
@@ -86,6 +87,27 @@ struct DriverContext {
 
 using DriverFactory = std::function<Result<std::unique_ptr<ResourceDriver>>(
     const ResourceConfig&, const DriverContext&)>;
+
+/// Runs one callback on the loop's next iteration. Drivers deliver results that are known at once
+/// through it, so the engine's Done never runs inside the call that started the action.
+/// Destroying it (or cancel()) drops the callback.
+class DeferredCall {
+ public:
+  DeferredCall() = default;
+  DeferredCall(const DeferredCall&) = delete;
+  DeferredCall& operator=(const DeferredCall&) = delete;
+  /// Schedules `fn`, replacing one not yet run. If the loop cannot take it, `fn` runs now.
+  void post(sd_event* loop, std::function<void()> fn);
+  /// Drops the scheduled callback, if any.
+  void cancel();
+  /// True while a callback waits to run.
+  bool pending() const { return source_ != nullptr; }
+
+ private:
+  static int on_defer(sd_event_source* source, void* userdata) noexcept;
+  EventSourcePtr source_;
+  std::function<void()> fn_;
+};
 
 /// The real factory: a driver for the resource's type ("process", "ocf").
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,
