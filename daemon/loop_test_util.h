@@ -85,6 +85,18 @@ inline bool group_gone(pid_t pgid) {
   return gone;
 }
 
+/// The directory of source file `file` (pass __FILE__). Meson compiles with paths relative to
+/// the build directory, which is the parent of the test binary's directory (build/daemon/).
+inline std::string source_dir(const char* file) {
+  std::filesystem::path path(file);
+  if (path.is_relative())
+    path = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / path;
+  return std::filesystem::weakly_canonical(path).parent_path().string();
+}
+
+/// tests/fixtures/ocf of this source tree (an OCF_ROOT with test agents).
+inline std::string fixture_ocf_root() { return source_dir(__FILE__) + "/../tests/fixtures/ocf"; }
+
 /// A fresh temporary directory, removed (with its files) at the end of the test.
 class TempDir {
  public:
