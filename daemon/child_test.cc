@@ -204,7 +204,7 @@ TEST_CASE("destroying a Child kills its process group and reaps it from the loop
   child->reset();
   // Reaped by the loop: the pid disappears completely (not even a zombie is left).
   CHECK(loop.run_until([&] { return kill(pid, 0) < 0 && errno == ESRCH; }, 2s));
-  CHECK(testing::group_gone(pid));
+  CHECK(loop.run_until([&] { return testing::group_gone(pid); }, 2s));
   CHECK_FALSE(called);
 }
 
