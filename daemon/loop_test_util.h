@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,13 +30,15 @@ class TestLoop {
   }
   sd_event* get() const { return loop_.get(); }
 
-  /// Dispatches events until `done()` holds; false if `deadline` passed first.
+  /// Dispatches events until `done()` holds; false if `deadline` passed first. The condition is
+  /// also re-checked every few milliseconds, for conditions outside the loop (files, /proc).
   bool run_until(const std::function<bool()>& done, Duration deadline = std::chrono::seconds(5)) {
+    constexpr Usec kRecheck = 5000;
     MonoTime end = mono_now() + deadline;
     while (!done()) {
       MonoTime now = mono_now();
       if (now >= end) return false;
-      if (sd_event_run(loop_.get(), end.usec - now.usec) < 0) return false;
+      if (sd_event_run(loop_.get(), std::min(end.usec - now.usec, kRecheck)) < 0) return false;
     }
     return true;
   }
