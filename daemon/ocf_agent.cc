@@ -156,6 +156,18 @@ std::vector<std::string> ocf_environment(const ResourceConfig& config,
   return env;
 }
 
+std::string ocf_failure_text(std::string_view output) {
+  // ocf_exit_reason (ocf-shellfuncs) marks the agent's own summary; Pacemaker shows it too.
+  constexpr std::string_view kMarker = "ocf-exit-reason:";
+  auto at = output.rfind(kMarker);
+  if (at != std::string_view::npos && (at == 0 || output[at - 1] == '\n')) {
+    std::string_view rest = output.substr(at + kMarker.size());
+    std::string reason = last_line_of(rest.substr(0, rest.find('\n')));
+    if (!reason.empty()) return reason;
+  }
+  return last_line_of(output);
+}
+
 ActionResult ocf_action_result(OcfAction action, Duration timeout, const ChildExit& exit) {
   switch (exit.end) {
     case ChildEnd::Timeout:
@@ -169,8 +181,8 @@ ActionResult ocf_action_result(OcfAction action, Duration timeout, const ChildEx
     case ChildEnd::Exited: break;
   }
   ActionResult result{ocf_action_status(action, exit.status), "", exit.status};
-  std::string line = exit.last_line();
   if (result.status == ActionStatus::Ok) return result;
+  std::string line = ocf_failure_text(exit.output);
   if (result.status == ActionStatus::NotRunning)
     result.reason = line.empty() ? "not running" : "not running: " + line;
   else

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "child.h"
@@ -95,6 +96,10 @@ class OcfAgentDriver : public ResourceDriver {
   Done done_;
   DeferredCall deferred_;
 };
+
+/// What to tell people about a failed run: the agent's last `ocf-exit-reason:` message when it
+/// gave one (ocf_exit_reason in ocf-shellfuncs), else the last line of its output.
+std::string ocf_failure_text(std::string_view output);
 
 /// The ActionResult for an agent run of `action` that ended with `exit`.
 ActionResult ocf_action_result(OcfAction action, Duration timeout, const ChildExit& exit);

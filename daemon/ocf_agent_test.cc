@@ -132,6 +132,15 @@ TEST_CASE("ocf_action_result explains failures with the agent's last line") {
   CHECK(result.reason == "monitor failed: the agent was killed by signal 9");
 }
 
+TEST_CASE("the agent's ocf-exit-reason is preferred over its last line") {
+  CHECK(ocf_failure_text("x\nocf-exit-reason:Port 80 is taken\nDEBUG: cleanup\n") ==
+        "Port 80 is taken");
+  CHECK(ocf_failure_text("ocf-exit-reason:first\nocf-exit-reason:second\n") == "second");
+  CHECK(ocf_failure_text("no marker\nlast\n") == "last");
+  CHECK(ocf_failure_text("text ocf-exit-reason: inline\n") == "text ocf-exit-reason: inline");
+  CHECK(ocf_failure_text("") == "");
+}
+
 TEST_CASE("agent specs resolve under OCF_ROOT or as paths") {
   auto dummy = resolve_ocf_agent("/usr/lib/ocf", "heartbeat:Dummy");
   REQUIRE(dummy);
@@ -234,6 +243,23 @@ TEST_CASE("the real ocf:heartbeat:Dummy: start, monitor, stop, monitor") {
         ActionStatus::NotRunning);
   // Stopping a stopped Dummy is success (OCF: stop is idempotent).
   CHECK(run(loop, [&](auto done) { driver->stop(done); }).status == ActionStatus::Ok);
+}
+
+TEST_CASE("the real Dummy's failure output and exit reason reach the result") {
+  TestLoop loop;
+  auto config = ocf("dummy", "heartbeat:Dummy");
+  config.params["state"] = scalar("/nonexistent/dir/dummy.state");
+  auto driver = make(loop, config);
+  auto result = run(loop, [&](auto done) { driver->start(done); });
+  CHECK(result.status == ActionStatus::Failed);
+  CHECK(result.exit_code == 1);
+  CHECK(result.reason ==
+        "start failed with OCF_ERR_GENERIC (1): touch: cannot touch "
+        "'/nonexistent/dir/dummy.state': No such file or directory");
+  // A recurring monitor (interval set: not a probe) gets Dummy's ocf_exit_reason.
+  result = run(loop, [&](auto done) { driver->monitor(MonitorLevel::LooksAlive, done); });
+  CHECK(result.status == ActionStatus::NotRunning);
+  CHECK(result.reason == "not running: No process state file found");
 }
 
 TEST_CASE("an agent's environment and failure output reach us") {
