@@ -1,5 +1,7 @@
 #include "loop_test_util.h"
 
+#include <algorithm>
+
 namespace clusterd::testing {
 
 EventPtr new_loop() {
@@ -9,11 +11,12 @@ EventPtr new_loop() {
 }
 
 bool run_until(sd_event* loop, const std::function<bool()>& done, Duration limit) {
+  constexpr Usec kRecheck = 5000;
   MonoTime deadline = mono_now() + limit;
   while (!done()) {
     MonoTime now = mono_now();
     if (now >= deadline) return false;
-    if (sd_event_run(loop, deadline.usec - now.usec) < 0) return false;
+    if (sd_event_run(loop, std::min(deadline.usec - now.usec, kRecheck)) < 0) return false;
   }
   return true;
 }
