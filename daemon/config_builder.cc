@@ -24,6 +24,13 @@ std::string item_label(std::string_view kind, const YAML::Node& node, std::size_
   return fmt::format("{} #{}", kind, index + 1);
 }
 
+bool check_item_present(DiagnosticSink& sink, const std::string& where, const YAML::Node& node) {
+  if (!node.IsNull()) return true;
+  sink.error(position_of(node), fmt::format("{}: expected a mapping of keys to values, got nothing",
+                                            where));
+  return false;
+}
+
 Config ConfigBuilder::build(const YAML::Node& root, std::string source) {
   config_.source = std::move(source);
   MapReader top(sink_, "", "", root, {1, 1},
@@ -63,6 +70,7 @@ void ConfigBuilder::read_nodes(const Field& field) {
 
 void ConfigBuilder::read_node(const YAML::Node& node, std::size_t index) {
   std::string where = item_label("node", node, index);
+  if (!check_item_present(sink_, where, node)) return;
   MapReader map(sink_, where, "", node, position_of(node), {"name", "id", "votes", "addresses"});
   if (!map.valid()) return;
   NodeConfig n;
@@ -99,7 +107,9 @@ void ConfigBuilder::read_networks(const Field& field) {
 }
 
 void ConfigBuilder::read_network(const YAML::Node& node, std::size_t index) {
-  MapReader map(sink_, item_label("network", node, index), "", node, position_of(node),
+  std::string where = item_label("network", node, index);
+  if (!check_item_present(sink_, where, node)) return;
+  MapReader map(sink_, where, "", node, position_of(node),
                 {"name", "subnet", "role", "multicast", "port"});
   if (!map.valid()) return;
   NetworkConfig n;

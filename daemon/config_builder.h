@@ -89,6 +89,10 @@ class ConfigBuilder {
   SetByFile set_by_file_;  ///< Of the resource being read.
 };
 
+/// False, after reporting it, when a list item is empty ("- " with nothing after it): an empty
+/// mapping elsewhere means "all defaults", but an empty item is a mistake.
+bool check_item_present(DiagnosticSink& sink, const std::string& where, const YAML::Node& node);
+
 /// "group 'web'" for an item with a name, "group #2" before its name is known or when it has none.
 std::string item_label(std::string_view kind, const YAML::Node& node, std::size_t index);
 

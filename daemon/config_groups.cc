@@ -79,6 +79,7 @@ void ConfigBuilder::read_groups(const Field& field) {
 
 void ConfigBuilder::read_group(const YAML::Node& node, std::size_t index) {
   std::string where = item_label("group", node, index);
+  if (!check_item_present(sink_, where, node)) return;
   MapReader map(sink_, where, "", node, position_of(node),
                 {"name", "preferred_owners", "possible_owners", "autostart", "failover",
                  "failback", "resources"});
@@ -167,6 +168,7 @@ std::optional<ResourceConfig> ConfigBuilder::read_resource(const YAML::Node& nod
                                                            std::size_t index,
                                                            const std::string& group_where) {
   std::string where = group_where + ", " + item_label("resource", node, index);
+  if (!check_item_present(sink_, where, node)) return std::nullopt;
   MapReader map(sink_, where, "", node, position_of(node),
                 {"name", "type", "agent", "params", "depends", "monitor", "timeouts", "restart",
                  "affects_group"});

@@ -32,7 +32,8 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
   std::size_t best_distance = limit + 1;
   for (const auto& candidate : candidates) {
     std::size_t d = edit_distance(word, candidate);
-    if (d < best_distance) {
+    // Replacing every letter is not a typo ('c' is not a misspelt 'a').
+    if (d < best_distance && d < word.size()) {
       best = candidate;
       best_distance = d;
     }

@@ -96,7 +96,10 @@ void MapReader::check_keys(const YAML::Node& node,
     }
     const std::string& key = it->first.Scalar();
     if (std::find(names.begin(), names.end(), key) == names.end()) {
-      error(key_pos, fmt::format("unknown key '{}'{}", qualified(key), did_you_mean(key, names)));
+      std::string match = closest_match(key, names);
+      error(key_pos, fmt::format("unknown key '{}'{}", qualified(key),
+                                 match.empty() ? "" : fmt::format("; did you mean '{}'?",
+                                                                  qualified(match))));
       continue;
     }
     auto first = get(key);
