@@ -1,8 +1,8 @@
 #include "config_builder.h"
 
-#include <limits>
-
 #include <fmt/format.h>
+
+#include <limits>
 
 namespace clusterd {
 namespace {
@@ -26,8 +26,8 @@ std::string item_label(std::string_view kind, const YAML::Node& node, std::size_
 
 bool check_item_present(DiagnosticSink& sink, const std::string& where, const YAML::Node& node) {
   if (!node.IsNull()) return true;
-  sink.error(position_of(node), fmt::format("{}: expected a mapping of keys to values, got nothing",
-                                            where));
+  sink.error(position_of(node),
+             fmt::format("{}: expected a mapping of keys to values, got nothing", where));
   return false;
 }
 
@@ -91,8 +91,8 @@ void ConfigBuilder::read_node(const YAML::Node& node, std::size_t index) {
   for (const auto& [network, address] : refs.addresses) n.addresses[network.text] = address.text;
   if (!name) return;
   if (const NodeConfig* first = config_.find_node(*name)) {
-    name_field->error(fmt::format("duplicate node name '{}' (first defined at line {})", *name,
-                                  first->pos.line));
+    name_field->error(
+        fmt::format("duplicate node name '{}' (first defined at line {})", *name, first->pos.line));
     return;
   }
   n.name = *name;
@@ -101,7 +101,6 @@ void ConfigBuilder::read_node(const YAML::Node& node, std::size_t index) {
 }
 
 void ConfigBuilder::read_networks(const Field& field) {
-  networks_pos_ = field.key_pos;
   auto items = read_sequence(field);
   for (std::size_t i = 0; i < items.size(); ++i) read_network(items[i], i);
 }
@@ -136,8 +135,8 @@ void ConfigBuilder::read_network(const YAML::Node& node, std::size_t index) {
       else if (!ip->is_multicast())
         f->error(fmt::format("'{}' is not a multicast address", *text));
       else if (subnet && ip->family != subnet->address.family)
-        f->error(fmt::format("'{}' is not of the same address family as subnet '{}'", *text,
-                             n.subnet));
+        f->error(
+            fmt::format("'{}' is not of the same address family as subnet '{}'", *text, n.subnet));
       else
         n.multicast_group = *text;
     }
@@ -166,7 +165,6 @@ void ConfigBuilder::read_heartbeat(const Field& field) {
 
 void ConfigBuilder::read_quorum(const Field& field) {
   MapReader map(field, {"mode"});
-  quorum_pos_ = field.key_pos;
   config_.quorum.pos = field.key_pos;
   if (auto f = map.get("mode"))
     if (auto v = read_enum<QuorumMode>(*f, kQuorumModes)) config_.quorum.mode = *v;

@@ -17,7 +17,8 @@ namespace clusterd {
 /// Builds one Config from a parsed YAML document.
 class ConfigBuilder {
  public:
-  ConfigBuilder(DiagnosticSink& sink, const TypeCatalog& catalog) : sink_(sink), catalog_(catalog) {}
+  ConfigBuilder(DiagnosticSink& sink, const TypeCatalog& catalog)
+      : sink_(sink), catalog_(catalog) {}
 
   /// Walks `root`; the result is valid only when the sink is still empty afterwards.
   Config build(const YAML::Node& root, std::string source);
@@ -81,12 +82,10 @@ class ConfigBuilder {
   const TypeCatalog& catalog_;
   Config config_;
   SourcePos nodes_pos_;
-  SourcePos networks_pos_;
-  SourcePos quorum_pos_;
   std::map<std::string, NodeRefs> node_refs_;
   std::map<std::string, GroupRefs> group_refs_;
   GroupRefs current_group_;  ///< Of the group being read.
-  SetByFile set_by_file_;  ///< Of the resource being read.
+  SetByFile set_by_file_;    ///< Of the resource being read.
 };
 
 /// False, after reporting it, when a list item is empty ("- " with nothing after it): an empty

@@ -14,8 +14,8 @@ struct Unit {
 };
 
 // Longest suffix first so "ms" is not read as "m" followed by garbage.
-constexpr Unit kUnits[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000},
-                           {"d", 86'400'000}};
+constexpr Unit kUnits[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
 
 std::unexpected<Error> not_a_duration(std::string_view text) {
   return fail("expected a duration like 5s or 100ms, got '{}'", text);
@@ -46,8 +46,7 @@ Result<Duration> parse_duration(std::string_view text) {
   std::int64_t value = 0;
   auto [end, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), value);
   constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 1000;
-  if (ec != std::errc() || value > kMax / unit.ms)
-    return fail("duration '{}' is too long", text);
+  if (ec != std::errc() || value > kMax / unit.ms) return fail("duration '{}' is too long", text);
   std::int64_t ms = value * unit.ms;
   // The fraction in milliseconds: "1.5s" adds 500; anything finer than 1 ms is refused.
   std::int64_t scale = unit.ms;

@@ -1,8 +1,9 @@
 // Groups and their resources: the MSCS group and resource properties, checked against the type
 // catalog (parameters, advised timeouts).
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
 
 #include "config_builder.h"
 
@@ -18,9 +19,12 @@ constexpr Duration kMinPollInterval = std::chrono::milliseconds(100);
 
 const char* kind_name(ParamValue::Kind kind) {
   switch (kind) {
-    case ParamValue::Kind::Scalar: return "a single value";
-    case ParamValue::Kind::List: return "a list";
-    case ParamValue::Kind::Map: return "a mapping";
+    case ParamValue::Kind::Scalar:
+      return "a single value";
+    case ParamValue::Kind::List:
+      return "a list";
+    case ParamValue::Kind::Map:
+      return "a mapping";
   }
   return "?";
 }
@@ -81,8 +85,8 @@ void ConfigBuilder::read_group(const YAML::Node& node, std::size_t index) {
   std::string where = item_label("group", node, index);
   if (!check_item_present(sink_, where, node)) return;
   MapReader map(sink_, where, "", node, position_of(node),
-                {"name", "preferred_owners", "possible_owners", "autostart", "failover",
-                 "failback", "resources"});
+                {"name", "preferred_owners", "possible_owners", "autostart", "failover", "failback",
+                 "resources"});
   if (!map.valid()) return;
   GroupConfig group;
   group.pos = map.pos();
@@ -154,8 +158,8 @@ void ConfigBuilder::read_failback(const Field& field, FailbackPolicy& policy) {
   }
   bool has_window = window || start || end;
   if (policy.mode == FailbackMode::Window && !has_window)
-    map.error(map.pos(), fmt::format("{}: mode 'window' needs a window, like 'window: 22-6'",
-                                     field.label));
+    map.error(map.pos(),
+              fmt::format("{}: mode 'window' needs a window, like 'window: 22-6'", field.label));
   if (policy.mode != FailbackMode::Window && has_window)
     map.error(map.pos(), fmt::format("{}: a window is only used with 'mode: window'", field.label));
   if (hours && hours->first == hours->second)
@@ -213,8 +217,8 @@ void ConfigBuilder::read_monitor(const Field& field, ResourceConfig& resource) {
   auto interval = [&](const Field& f) -> std::optional<Duration> {
     auto v = read_duration(f, Duration(0), kYear);
     if (v && *v != Duration(0) && *v < kMinPollInterval) {
-      f.error(fmt::format("must be 0 (off) or at least {}, got {}", format_duration(kMinPollInterval),
-                          f.value.Scalar()));
+      f.error(fmt::format("must be 0 (off) or at least {}, got {}",
+                          format_duration(kMinPollInterval), f.value.Scalar()));
       return std::nullopt;
     }
     return v;
@@ -291,8 +295,9 @@ std::optional<TypeInfo> ConfigBuilder::resolve_type(const MapReader& map,
   }
   bool ocf = resource.type == "ocf";
   if (ocf && !agent_field) {
-    map.error(map.pos(), "missing required key 'agent' (type 'ocf' needs an agent like "
-                         "heartbeat:Dummy)");
+    map.error(map.pos(),
+              "missing required key 'agent' (type 'ocf' needs an agent like "
+              "heartbeat:Dummy)");
     return std::nullopt;
   }
   if (!ocf && agent_field) {
@@ -305,7 +310,8 @@ std::optional<TypeInfo> ConfigBuilder::resolve_type(const MapReader& map,
       std::count(resource.agent.begin(), resource.agent.end(), ':') != 1) {
     agent_field->error(fmt::format(
         "expected an OCF agent as provider:type (like heartbeat:Dummy) or an absolute path, got "
-        "'{}'", resource.agent));
+        "'{}'",
+        resource.agent));
     return std::nullopt;
   }
   auto info = catalog_.lookup(resource.type, resource.agent);
@@ -329,14 +335,15 @@ void ConfigBuilder::check_params(const MapReader& map, const ResourceConfig& res
       map.error(value.pos, fmt::format("unknown parameter '{}' for {}{}", key, owner,
                                        did_you_mean(key, known)));
     else if (spec->kind != value.kind)
-      map.error(value.pos, fmt::format("params.{}: expected {}, got {}", key,
-                                       kind_name(spec->kind), kind_name(value.kind)));
+      map.error(value.pos, fmt::format("params.{}: expected {}, got {}", key, kind_name(spec->kind),
+                                       kind_name(value.kind)));
   }
   auto params_field = map.get("params");
   SourcePos missing_at = params_field ? params_field->key_pos : map.pos();
   for (const auto& spec : info.params)
     if (spec.required && !resource.params.contains(spec.name))
-      map.error(missing_at, fmt::format("missing required parameter '{}' for {}", spec.name, owner));
+      map.error(missing_at,
+                fmt::format("missing required parameter '{}' for {}", spec.name, owner));
 }
 
 void ConfigBuilder::apply_advised(const TypeInfo& info, ResourceConfig& resource) {

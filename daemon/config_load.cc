@@ -1,11 +1,10 @@
 #include "config_load.h"
 
-#include <fstream>
-#include <sstream>
-
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
 
 #include "config_builder.h"
 
@@ -71,13 +70,12 @@ std::expected<ConfigPtr, Diagnostics> load_config(const std::string& path,
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
-    return std::unexpected(Diagnostics{
-        {path, {}, fmt::format("cannot open the file: {}", std::strerror(err))}});
+    return std::unexpected(
+        Diagnostics{{path, {}, fmt::format("cannot open the file: {}", std::strerror(err))}});
   }
   std::ostringstream text;
   text << in.rdbuf();
-  if (in.bad())
-    return std::unexpected(Diagnostics{{path, {}, "cannot read the file"}});
+  if (in.bad()) return std::unexpected(Diagnostics{{path, {}, "cannot read the file"}});
   return parse_config(text.str(), path, catalog);
 }
 

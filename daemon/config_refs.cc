@@ -1,9 +1,9 @@
 // Checks of what one part of the file says about another: node addresses against networks,
 // owners against nodes, dependencies against the group's resources. They run after the walk, so
 // the order of sections in the file does not matter.
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "config_builder.h"
 #include "group_plan.h"
@@ -115,7 +115,8 @@ void ConfigBuilder::check_owners(const GroupConfig& group) {
   for (const auto& owner : refs.preferred)
     if (!std::count(group.possible_owners.begin(), group.possible_owners.end(), owner.text))
       sink_.error(owner.pos, fmt::format("{}: preferred owner '{}' is not among the possible "
-                                         "owners", refs.where, owner.text));
+                                         "owners",
+                                         refs.where, owner.text));
 }
 
 void ConfigBuilder::check_dependencies(const GroupConfig& group) {

@@ -29,7 +29,7 @@ std::optional<std::string> invalid_name_reason(std::string_view name);
 
 /// An IPv4 or IPv6 address.
 struct IpAddress {
-  int family = 0;                      ///< AF_INET or AF_INET6.
+  int family = 0;                        ///< AF_INET or AF_INET6.
   std::array<std::uint8_t, 16> bytes{};  ///< Network order; IPv4 uses the first 4.
 
   /// Number of address bits: 32 or 128.

@@ -1,10 +1,10 @@
 #include "config_yaml.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
 #include <set>
-
-#include <fmt/format.h>
 
 namespace clusterd {
 namespace {
@@ -12,10 +12,14 @@ namespace {
 // How a value reads in "expected X, got Y".
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-    default: return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    default:
+      return "nothing";
   }
 }
 
@@ -74,8 +78,8 @@ MapReader::MapReader(DiagnosticSink& sink, std::string where, std::string path,
   if (!node.IsMap()) {
     valid_ = false;
     std::string what = path_.empty() ? std::string() : path_ + ": ";
-    error(pos_, fmt::format("{}expected a mapping of keys to values, got {}", what,
-                            describe(node)));
+    error(pos_,
+          fmt::format("{}expected a mapping of keys to values, got {}", what, describe(node)));
     return;
   }
   check_keys(node, allowed);
@@ -97,9 +101,10 @@ void MapReader::check_keys(const YAML::Node& node,
     const std::string& key = it->first.Scalar();
     if (std::find(names.begin(), names.end(), key) == names.end()) {
       std::string match = closest_match(key, names);
-      error(key_pos, fmt::format("unknown key '{}'{}", qualified(key),
-                                 match.empty() ? "" : fmt::format("; did you mean '{}'?",
-                                                                  qualified(match))));
+      error(
+          key_pos,
+          fmt::format("unknown key '{}'{}", qualified(key),
+                      match.empty() ? "" : fmt::format("; did you mean '{}'?", qualified(match))));
       continue;
     }
     auto first = get(key);
@@ -222,7 +227,8 @@ std::optional<std::size_t> read_choice(const Field& field, const std::vector<std
     if (it != names.end()) return it - names.begin();
   }
   std::string hint = field.value.IsScalar() ? did_you_mean(field.value.Scalar(), names) : "";
-  field.error(fmt::format("expected one of {}, got {}{}", join(names), describe(field.value), hint));
+  field.error(
+      fmt::format("expected one of {}, got {}{}", join(names), describe(field.value), hint));
   return std::nullopt;
 }
 

@@ -98,8 +98,7 @@ std::optional<std::string> read_name(const Field& field);
 /// An absolute path.
 std::optional<std::string> read_path(const Field& field);
 /// A whole number in [min, max].
-std::optional<std::uint64_t> read_integer(const Field& field, std::uint64_t min,
-                                          std::uint64_t max);
+std::optional<std::uint64_t> read_integer(const Field& field, std::uint64_t min, std::uint64_t max);
 /// true/false (also yes/no, on/off).
 std::optional<bool> read_bool(const Field& field);
 /// A duration (parse_duration) in [min, max].
