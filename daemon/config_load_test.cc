@@ -546,7 +546,16 @@ TEST_CASE("the file must hold one YAML document with a mapping") {
                      "test.yaml:1:1: the file is empty; expected at least "
                      "the keys 'cluster' and 'nodes'");
   check_single_error("cluster: {name: x, id: 1}\n---\nnodes: []\n",
-                     "test.yaml:3:1: the file holds 2 YAML documents; expected one");
+                     "test.yaml:2:1: the file holds more than one YAML document (a second "
+                     "'---'); expected one");
+  // yaml-cpp alone would loop on these, producing empty documents until memory runs out.
+  check_single_error(",cluster: {name: x, id: 1}\n",
+                     "test.yaml:1:1: YAML syntax error: "
+                     "unexpected ','");
+  check_single_error("--- a\n--- ,\n",
+                     "test.yaml:2:1: the file holds more than one YAML "
+                     "document (a second '---'); expected one");
+  check_single_error("  ,", "test.yaml:1:3: YAML syntax error: unexpected ','");
   check_single_error("- a\n- b\n",
                      "test.yaml:1:1: expected a mapping of keys to values, got a list");
 }
