@@ -39,6 +39,8 @@ class ConfigBuilder {
   void read_owners(const MapReader& map, GroupConfig& group);
   void read_failover(const Field& field, FailoverPolicy& policy);
   void read_failback(const Field& field, FailbackPolicy& policy);
+  std::optional<std::pair<int, int>> read_failback_window(const MapReader& map,
+                                                          const std::string& label);
   std::optional<ResourceConfig> read_resource(const YAML::Node& node, std::size_t index,
                                               const std::string& group_where);
   void read_monitor(const Field& field, ResourceConfig& resource);

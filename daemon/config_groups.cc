@@ -137,26 +137,8 @@ void ConfigBuilder::read_failback(const Field& field, FailbackPolicy& policy) {
   if (!map.valid()) return;
   if (auto f = map.get("mode"))
     if (auto v = read_enum<FailbackMode>(*f, kFailbackModes)) policy.mode = *v;
-  auto window = map.get("window");
-  auto start = map.get("start");
-  auto end = map.get("end");
-  std::optional<std::pair<int, int>> hours;
-  if (window && (start || end)) {
-    window->error("give either 'window' or 'start' and 'end', not both");
-  } else if (window) {
-    auto text = read_string(*window);
-    if (text && !(hours = parse_window(*text)))
-      window->error(fmt::format("expected hours like 22-6 (from 22:00 to 06:00), got '{}'", *text));
-  } else if (start || end) {
-    auto field_or_missing = [&](const std::optional<Field>& f, std::string_view key) {
-      if (!f) map.error(map.pos(), fmt::format("missing required key '{}.{}'", field.label, key));
-      return f ? read_integer(*f, 0, 23) : std::nullopt;
-    };
-    auto s = field_or_missing(start, "start");
-    auto e = field_or_missing(end, "end");
-    if (s && e) hours = std::pair(static_cast<int>(*s), static_cast<int>(*e));
-  }
-  bool has_window = window || start || end;
+  bool has_window = map.get("window") || map.get("start") || map.get("end");
+  auto hours = read_failback_window(map, field.label);
   if (policy.mode == FailbackMode::Window && !has_window)
     map.error(map.pos(),
               fmt::format("{}: mode 'window' needs a window, like 'window: 22-6'", field.label));
@@ -166,6 +148,33 @@ void ConfigBuilder::read_failback(const Field& field, FailbackPolicy& policy) {
     map.error(map.pos(), fmt::format("{}: the window is empty (it starts and ends at {})",
                                      field.label, hours->first));
   if (hours) std::tie(policy.window_start_hour, policy.window_end_hour) = *hours;
+}
+
+std::optional<std::pair<int, int>> ConfigBuilder::read_failback_window(const MapReader& map,
+                                                                       const std::string& label) {
+  auto window = map.get("window");
+  auto start = map.get("start");
+  auto end = map.get("end");
+  if (window && (start || end)) {
+    window->error("give either 'window' or 'start' and 'end', not both");
+    return std::nullopt;
+  }
+  if (window) {
+    auto text = read_string(*window);
+    auto hours = text ? parse_window(*text) : std::nullopt;
+    if (text && !hours)
+      window->error(fmt::format("expected hours like 22-6 (from 22:00 to 06:00), got '{}'", *text));
+    return hours;
+  }
+  if (!start && !end) return std::nullopt;
+  auto hour = [&](const std::optional<Field>& f, std::string_view key) {
+    if (!f) map.error(map.pos(), fmt::format("missing required key '{}.{}'", label, key));
+    return f ? read_integer(*f, 0, 23) : std::nullopt;
+  };
+  auto s = hour(start, "start");
+  auto e = hour(end, "end");
+  if (!s || !e) return std::nullopt;
+  return std::pair(static_cast<int>(*s), static_cast<int>(*e));
 }
 
 std::optional<ResourceConfig> ConfigBuilder::read_resource(const YAML::Node& node,
