@@ -705,4 +705,22 @@ TEST_CASE("every enum value has a distinct name that the loader reads back") {
   CHECK(config->quorum.mode == QuorumMode::DiskOnly);
 }
 
+TEST_CASE("anchors and aliases share settings; merge keys are unknown keys") {
+  auto config = parse_ok(R"(
+cluster: {name: x, id: 1}
+nodes: [{name: a, id: 1}]
+groups:
+  - name: g
+    resources:
+      - {name: p, type: process, params: {command: /x}, monitor: &fast {looks_alive: 1s}}
+      - {name: q, type: process, params: {command: /x}, monitor: *fast}
+)");
+  CHECK(config->groups[0].resources[1].monitor.looks_alive == 1s);
+  check_single_error(R"(cluster: &c {name: x, id: 1}
+nodes: [{name: a, id: 1}]
+quorum: {<<: *c}
+)",
+                     "test.yaml:3:10: unknown key 'quorum.<<'");
+}
+
 }  // namespace clusterd
