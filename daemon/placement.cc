@@ -14,8 +14,8 @@ using Phase = GroupPhase;
 
 const PlacementRecord kOfflineRecord{};
 
-// One call of decide(): the input, the actions so far, and the groups a request already
-// handled (the automatic rules leave those alone until the next call, so one call never
+// One call of decide(): the input, the actions so far, and the groups a request acted on (the
+// automatic rules and later requests leave those alone until the next call, so one call never
 // gives a group two conflicting decisions).
 class Decider {
  public:
@@ -180,7 +180,6 @@ void Decider::answer(std::size_t index, const PlacementRequest& request) {
   if (handled_.contains(group->name))
     return refuse(i, group->name,
                   fmt::format("An earlier request for group {} is being carried out.", group->name));
-  handled_.insert(group->name);
   switch (request.kind) {
     case RequestKind::Move: return request_move(i, *group, request.node);
     case RequestKind::Online: return request_online(i, *group);
@@ -425,6 +424,8 @@ void Decider::emit(ActionKind kind, const std::string& group, const std::string&
   a.cause = cause;
   a.request = request;
   a.reason = std::move(reason);
+  // A group a request acted on is left alone by the automatic rules until the next call.
+  if (request >= 0 && kind != ActionKind::Refuse) handled_.insert(group);
   out_.push_back(std::move(a));
 }
 

@@ -53,11 +53,12 @@ TEST_CASE("placement golden scenarios") {
   REQUIRE(files.size() >= 30);
   for (const auto& file : files) {
     auto scenario = load_placement_scenario(file.string());
-    REQUIRE_MESSAGE(scenario.has_value(), (scenario ? "" : scenario.error().to_string()));
+    CHECK_MESSAGE(scenario.has_value(), (scenario ? "" : scenario.error().to_string()));
+    if (!scenario) continue;
     auto actual = run_placement_scenario(*scenario);
     CHECK_MESSAGE(actual == scenario->expected,
                   file.filename().string(), ": ", scenario->description,
-                  "\n--- expected / +++ actual:\n", diff_lines(scenario->expected, actual));
+                  "\n(- expected only, + actual only)\n", diff_lines(scenario->expected, actual));
     CHECK_MESSAGE(run_placement_scenario(*scenario) == actual, file.filename().string(),
                   ": the same input gave different actions");
   }
@@ -66,7 +67,7 @@ TEST_CASE("placement golden scenarios") {
 TEST_CASE("placement golden scenarios settle without breaking a rule") {
   for (const auto& file : scenario_files()) {
     auto scenario = load_placement_scenario(file.string());
-    REQUIRE(scenario.has_value());
+    if (!scenario) continue;  // Reported by the golden test.
     SettleResult r = settle(scenario->input, 20);
     CHECK_MESSAGE(r.settled, file.filename().string(), ": no fixed point after ", r.rounds,
                   " rounds");
