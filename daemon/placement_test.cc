@@ -134,12 +134,48 @@ TEST_CASE("a node loss waits for safety, then counts as a failover") {
   CHECK(in.state.records["web"].node == "b");
 }
 
+TEST_CASE("placement_violations catches each broken rule") {
+  PlacementInput in = input_for(two_node_config());
+  in.view.nodes["b"] = NodeState::Paused;
+  in.state.records["web"] = online_on("a");
+  auto action = [](ActionKind kind, std::string node) {
+    PlacementAction a;
+    a.kind = kind;
+    a.group = "web";
+    a.node = std::move(node);
+    a.reason = "A reason of one sentence.";
+    return a;
+  };
+  auto violations = [&](std::vector<PlacementAction> actions) {
+    return placement_violations(in, actions).size();
+  };
+  CHECK(violations({action(ActionKind::Start, "b")}) == 1);  // Runs on a.
+  CHECK(violations({action(ActionKind::Stop, "b")}) == 1);   // Not running on b.
+  CHECK(violations({action(ActionKind::MarkOffline, "a")}) == 1);  // a is a member.
+  in.view.nodes["a"] = NodeState::Down;
+  CHECK(violations({action(ActionKind::MarkOffline, "a")}) == 1);  // a is not confirmed safe.
+  in.safe_nodes.insert("a");
+  in.view.nodes["b"] = NodeState::Up;
+  CHECK(violations({action(ActionKind::MarkOffline, "a"), action(ActionKind::Start, "b")}) == 0);
+  CHECK(violations({action(ActionKind::MarkOffline, "a"), action(ActionKind::Start, "b"),
+                    action(ActionKind::Start, "b")}) == 2);  // Two starts; the second overlaps.
+  in.state.records["web"] = PlacementRecord{};
+  in.view.nodes["b"] = NodeState::Paused;
+  CHECK(violations({action(ActionKind::Start, "b")}) == 1);  // b takes nothing new.
+  in.view.nodes["a"] = NodeState::Up;
+  CHECK(violations({action(ActionKind::Start, "a"), action(ActionKind::Stop, "a")}) == 1);
+  auto no_reason = action(ActionKind::Start, "a");
+  no_reason.reason = "";
+  CHECK(violations({no_reason}) == 1);
+}
+
 TEST_CASE("placement property: random inputs never break the safety rules, and settle") {
   const std::vector<std::string> names = {"n1", "n2", "n3", "n4"};
   const NodeState states[] = {NodeState::Up,       NodeState::Up,      NodeState::Up,
                               NodeState::Down,     NodeState::Paused,  NodeState::Draining,
                               NodeState::Joining};
   int unsettled = 0;
+  std::set<ActionKind> kinds_seen;
   for (unsigned seed = 1; seed <= 3000; ++seed) {
     std::mt19937 rng(seed);
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
@@ -206,6 +242,7 @@ TEST_CASE("placement property: random inputs never break the safety rules, and s
 
     CAPTURE(seed);
     auto actions = decide(in);
+    for (const auto& a : actions) kinds_seen.insert(a.kind);
     CHECK(decide(in) == actions);  // Deterministic.
     auto violations = placement_violations(in, actions);
     CHECK_MESSAGE(violations.empty(), lines(violations));
@@ -215,6 +252,7 @@ TEST_CASE("placement property: random inputs never break the safety rules, and s
     CHECK_MESSAGE(r.settled, "no fixed point after ", r.rounds, " rounds");
   }
   CHECK(unsettled == 0);
+  CHECK(kinds_seen.size() == kActionKindCount);  // The generator reaches every kind of action.
 }
 
 }  // namespace clusterd
