@@ -1,10 +1,10 @@
 #include "placement.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <iterator>
 #include <optional>
-
-#include <fmt/core.h>
 
 namespace clusterd {
 namespace {
@@ -13,6 +13,14 @@ using Cause = PlacementCause;
 using Phase = GroupPhase;
 
 const PlacementRecord kOfflineRecord{};
+
+// "6 h", "90 min", "45 s": a period the way people say it.
+std::string period_text(Duration d) {
+  auto ms = d.count();
+  if (ms % 3'600'000 == 0) return fmt::format("{} h", ms / 3'600'000);
+  if (ms % 60'000 == 0) return fmt::format("{} min", ms / 60'000);
+  return fmt::format("{} s", ms / 1000.0);
+}
 
 // One call of decide(): the input, the actions so far, and the groups a request acted on (the
 // automatic rules and later requests leave those alone until the next call, so one call never
@@ -161,11 +169,9 @@ std::size_t Decider::recent_failovers(const GroupConfig& group) const {
   auto it = in_.state.failovers.find(group.name);
   if (it == in_.state.failovers.end()) return 0;
   auto period_us = static_cast<Usec>(group.failover.period.count()) * 1000;
-  return static_cast<std::size_t>(std::count_if(it->second.begin(), it->second.end(),
-                                                [&](MonoTime t) {
-                                                  return t <= in_.now &&
-                                                         in_.now.usec - t.usec < period_us;
-                                                }));
+  return static_cast<std::size_t>(
+      std::count_if(it->second.begin(), it->second.end(),
+                    [&](MonoTime t) { return t <= in_.now && in_.now.usec - t.usec < period_us; }));
 }
 
 // ---- Requests ----
@@ -174,24 +180,31 @@ void Decider::answer(std::size_t index, const PlacementRequest& request) {
   int i = static_cast<int>(index);
   const GroupConfig* group = config_.find_group(request.group);
   if (!group)
-    return refuse(i, request.group,
-                  fmt::format("There is no group called '{}' in the configuration.",
-                              request.group));
+    return refuse(
+        i, request.group,
+        fmt::format("There is no group called '{}' in the configuration.", request.group));
   if (handled_.contains(group->name))
-    return refuse(i, group->name,
-                  fmt::format("An earlier request for group {} is being carried out.", group->name));
+    return refuse(
+        i, group->name,
+        fmt::format("An earlier request for group {} is being carried out.", group->name));
   switch (request.kind) {
-    case RequestKind::Move: return request_move(i, *group, request.node);
-    case RequestKind::Online: return request_online(i, *group);
-    case RequestKind::Offline: return request_offline(i, *group);
+    case RequestKind::Move:
+      return request_move(i, *group, request.node);
+    case RequestKind::Online:
+      return request_online(i, *group);
+    case RequestKind::Offline:
+      return request_offline(i, *group);
   }
 }
 
 Cause request_cause(RequestKind kind) {
   switch (kind) {
-    case RequestKind::Move: return Cause::MoveRequest;
-    case RequestKind::Online: return Cause::OnlineRequest;
-    case RequestKind::Offline: return Cause::OfflineRequest;
+    case RequestKind::Move:
+      return Cause::MoveRequest;
+    case RequestKind::Online:
+      return Cause::OnlineRequest;
+    case RequestKind::Offline:
+      return Cause::OfflineRequest;
   }
   return Cause::MoveRequest;
 }
@@ -243,10 +256,10 @@ void Decider::request_online(int index, const GroupConfig& group) {
        fmt::format("The administrator wants group {} online.", group.name), index);
   out_.back().intent = GroupIntent::Online;
   if (rec.phase == Phase::Failed) {
-    emit(ActionKind::MarkOffline, group.name, rec.node, "", Cause::OnlineRequest,
-         fmt::format("Group {} leaves the failed state at the administrator's request.",
-                     group.name),
-         index);
+    emit(
+        ActionKind::MarkOffline, group.name, rec.node, "", Cause::OnlineRequest,
+        fmt::format("Group {} leaves the failed state at the administrator's request.", group.name),
+        index);
   }
   // Online, starting, stopping or lost: the automatic rules finish the job on a later call.
   if (rec.phase == Phase::Offline || rec.phase == Phase::Failed)
@@ -296,7 +309,8 @@ void Decider::recover_lost(const GroupConfig& group, const PlacementRecord& rec)
                             "(fenced or past its self-stop deadline).",
                             rec.node, group.name));
   bool was_running = rec.phase != Phase::Stopping;
-  if (was_running && wants_online(group, rec) && !failover_allowed(group, rec.node, Cause::NodeLoss))
+  if (was_running && wants_online(group, rec) &&
+      !failover_allowed(group, rec.node, Cause::NodeLoss))
     return;
   emit(ActionKind::MarkOffline, group.name, rec.node, rec.target, Cause::NodeLoss,
        fmt::format("Group {} runs nowhere: its node {} is lost and confirmed safe.", group.name,
@@ -316,10 +330,10 @@ bool Decider::failover_allowed(const GroupConfig& group, const std::string& from
   std::size_t count = recent_failovers(group);
   if (count < group.failover.threshold) return true;
   emit(ActionKind::MarkFailed, group.name, from, "", Cause::Threshold,
-       fmt::format("Group {} stays failed: it failed over {} times within {} s (threshold {}), "
-                   "and this {} would be one more.",
-                   group.name, count, group.failover.period.count() / 1000,
-                   group.failover.threshold, cause == Cause::NodeLoss ? "node loss" : "failure"));
+       fmt::format("Group {} stays failed after this {}: its failovers within the last {} ({}) "
+                   "reached the threshold ({}).",
+                   group.name, cause == Cause::NodeLoss ? "node loss" : "failure",
+                   period_text(group.failover.period), count, group.failover.threshold));
   return false;
 }
 
@@ -352,9 +366,9 @@ void Decider::keep_online(const GroupConfig& group, const PlacementRecord& rec) 
                             group.name, node));
   if (!may_own(group, node)) {
     auto to = best_node(group, node);
-    return emit(ActionKind::Stop, group.name, node, to.value_or(""), Cause::NotPossible,
-                fmt::format("Node {} is no longer a possible owner of group {}.", node,
-                            group.name));
+    return emit(
+        ActionKind::Stop, group.name, node, to.value_or(""), Cause::NotPossible,
+        fmt::format("Node {} is no longer a possible owner of group {}.", node, group.name));
   }
   if (state(node) == NodeState::Draining) {
     if (auto to = best_node(group, node))
@@ -386,10 +400,10 @@ void Decider::place(const GroupConfig& group, const std::string& preferred, Caus
   if (!preferred.empty() && can_take(group, preferred)) to = preferred;
   if (!to) to = best_node(group, "");
   if (!to)
-    return emit(ActionKind::Wait, group.name, "", "", Cause::NoNode,
-                fmt::format("Group {} should be online but none of its allowed nodes is up.",
-                            group.name),
-                request);
+    return emit(
+        ActionKind::Wait, group.name, "", "", Cause::NoNode,
+        fmt::format("Group {} should be online but none of its allowed nodes is up.", group.name),
+        request);
   emit(ActionKind::Start, group.name, *to, "", cause,
        fmt::format("Group {} starts on {} ({}).", group.name, *to, to_string(cause)), request);
 }
@@ -456,8 +470,6 @@ bool in_failback_window(const FailbackPolicy& policy, int hour) {
   return false;
 }
 
-std::vector<PlacementAction> decide(const PlacementInput& input) {
-  return Decider(input).run();
-}
+std::vector<PlacementAction> decide(const PlacementInput& input) { return Decider(input).run(); }
 
 }  // namespace clusterd

@@ -100,8 +100,8 @@ struct PlacementState {
 /// The membership as the coordinator sees it.
 struct ClusterView {
   std::map<std::string, NodeState> nodes;  ///< Missing: down.
-  bool maintenance = false;  ///< Freeze automatic decisions; only requests act.
-  bool quorate = true;       ///< false: this partition must stop every group at once.
+  bool maintenance = false;                ///< Freeze automatic decisions; only requests act.
+  bool quorate = true;                     ///< false: this partition must stop every group at once.
 };
 
 enum class RequestKind { Move, Online, Offline };
@@ -124,8 +124,8 @@ struct PlacementInput {
   std::vector<PlacementRequest> requests;  ///< Each is answered (acted on or refused) once.
   /// Lost nodes confirmed safe: fenced, or past their self-stop deadline (the caller decides).
   std::set<std::string> safe_nodes;
-  MonoTime now;   ///< For failover periods.
-  int hour = 0;   ///< Local hour of the day, 0..23, for failback windows.
+  MonoTime now;  ///< For failover periods.
+  int hour = 0;  ///< Local hour of the day, 0..23, for failback windows.
 };
 
 enum class ActionKind {

@@ -1,10 +1,10 @@
 #include "placement_check.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
-
-#include <fmt/core.h>
 
 namespace clusterd {
 namespace {

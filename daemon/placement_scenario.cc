@@ -1,13 +1,13 @@
 #include "placement_scenario.h"
 
+#include <fmt/core.h>
+#include <yaml-cpp/yaml.h>
+
 #include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <optional>
 #include <sstream>
-
-#include <fmt/core.h>
-#include <yaml-cpp/yaml.h>
 
 namespace clusterd {
 namespace {
@@ -73,11 +73,16 @@ Duration duration(const YAML::Node& node, const char* what) {
     long long n = std::stoll(text.substr(at, unit_at - at));
     std::size_t next = text.find_first_of("0123456789", unit_at);
     std::string unit = text.substr(unit_at, next == std::string::npos ? next : next - unit_at);
-    if (unit == "ms") total += Duration(n);
-    else if (unit == "s") total += std::chrono::seconds(n);
-    else if (unit == "m") total += std::chrono::minutes(n);
-    else if (unit == "h") total += std::chrono::hours(n);
-    else bad(node, fmt::format("{} '{}' has an unknown unit '{}' (ms, s, m or h)", what, text, unit));
+    if (unit == "ms")
+      total += Duration(n);
+    else if (unit == "s")
+      total += std::chrono::seconds(n);
+    else if (unit == "m")
+      total += std::chrono::minutes(n);
+    else if (unit == "h")
+      total += std::chrono::hours(n);
+    else
+      bad(node, fmt::format("{} '{}' has an unknown unit '{}' (ms, s, m or h)", what, text, unit));
     at = next == std::string::npos ? text.size() : next;
   }
   return total;
@@ -113,8 +118,8 @@ void read_window(const YAML::Node& node, FailbackPolicy& policy) {
 }
 
 GroupConfig read_group(const YAML::Node& node) {
-  check_keys(node, {"name", "preferred_owners", "possible_owners", "autostart", "failover",
-                    "failback"},
+  check_keys(node,
+             {"name", "preferred_owners", "possible_owners", "autostart", "failover", "failback"},
              "a group");
   GroupConfig g;
   if (!node["name"]) bad(node, "a group needs a name");
@@ -129,8 +134,7 @@ GroupConfig read_group(const YAML::Node& node) {
   }
   if (auto f = node["failback"]) {
     check_keys(f, {"mode", "window"}, "failback");
-    if (f["mode"])
-      g.failback.mode = enum_value<FailbackMode>(f["mode"], 3, "failback mode");
+    if (f["mode"]) g.failback.mode = enum_value<FailbackMode>(f["mode"], 3, "failback mode");
     if (f["window"]) read_window(f["window"], g.failback);
   }
   return g;
@@ -213,8 +217,9 @@ PlacementState read_state(const YAML::Node& doc) {
 }
 
 PlacementScenario read_scenario(const YAML::Node& doc) {
-  check_keys(doc, {"description", "config", "view", "safe", "records", "failovers", "requests",
-                   "now", "hour", "expect"},
+  check_keys(doc,
+             {"description", "config", "view", "safe", "records", "failovers", "requests", "now",
+              "hour", "expect"},
              "a scenario");
   PlacementScenario s;
   if (doc["description"]) s.description = scalar(doc["description"], "description");
@@ -238,8 +243,7 @@ PlacementScenario read_scenario(const YAML::Node& doc) {
 
 }  // namespace
 
-Result<PlacementScenario> parse_placement_scenario(std::string_view text,
-                                                   const std::string& file) {
+Result<PlacementScenario> parse_placement_scenario(std::string_view text, const std::string& file) {
   try {
     PlacementScenario s = read_scenario(YAML::Load(std::string(text)));
     s.file = file;
@@ -272,8 +276,8 @@ std::string diff_lines(const std::vector<std::string>& expected,
   std::vector<std::vector<std::size_t>> lcs(n + 1, std::vector<std::size_t>(m + 1, 0));
   for (std::size_t i = n; i-- > 0;)
     for (std::size_t j = m; j-- > 0;)
-      lcs[i][j] = expected[i] == actual[j] ? lcs[i + 1][j + 1] + 1
-                                           : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+      lcs[i][j] =
+          expected[i] == actual[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
   std::string out;
   std::size_t i = 0, j = 0;
   while (i < n || j < m) {

@@ -1,14 +1,15 @@
 // Runs every golden scenario in tests/scenarios/placement: decide() must return exactly the
 // expected actions, and the closed loop from each scenario must settle without breaking a rule.
+#include "placement_scenario.h"
+
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include <doctest/doctest.h>
-
 #include "placement_check.h"
-#include "placement_scenario.h"
 
 namespace clusterd {
 namespace {
@@ -56,9 +57,9 @@ TEST_CASE("placement golden scenarios") {
     CHECK_MESSAGE(scenario.has_value(), (scenario ? "" : scenario.error().to_string()));
     if (!scenario) continue;
     auto actual = run_placement_scenario(*scenario);
-    CHECK_MESSAGE(actual == scenario->expected,
-                  file.filename().string(), ": ", scenario->description,
-                  "\n(- expected only, + actual only)\n", diff_lines(scenario->expected, actual));
+    CHECK_MESSAGE(actual == scenario->expected, file.filename().string(), ": ",
+                  scenario->description, "\n(- expected only, + actual only)\n",
+                  diff_lines(scenario->expected, actual));
     CHECK_MESSAGE(run_placement_scenario(*scenario) == actual, file.filename().string(),
                   ": the same input gave different actions");
   }
@@ -76,8 +77,8 @@ TEST_CASE("placement golden scenarios settle without breaking a rule") {
 }
 
 TEST_CASE("placement scenario reader reports the line of a mistake") {
-  auto bad_key = parse_placement_scenario("config:\n  nodes: [a]\n  colour: red\nexpect: []\n",
-                                          "x.yaml");
+  auto bad_key =
+      parse_placement_scenario("config:\n  nodes: [a]\n  colour: red\nexpect: []\n", "x.yaml");
   REQUIRE_FALSE(bad_key.has_value());
   CHECK(bad_key.error().message == "x.yaml:3: unknown key 'colour' in config");
 

@@ -1,11 +1,11 @@
 #include "placement.h"
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <random>
 #include <set>
 #include <string>
-
-#include <doctest/doctest.h>
 
 #include "placement_check.h"
 
@@ -134,6 +134,26 @@ TEST_CASE("a node loss waits for safety, then counts as a failover") {
   CHECK(in.state.records["web"].node == "b");
 }
 
+TEST_CASE("reasons are sentences an administrator can read") {
+  auto config = std::make_shared<Config>(*two_node_config());
+  config->groups[0].failover.threshold = 1;
+  config->groups[0].failover.period = 90min;
+  PlacementInput in = input_for(config);
+  in.state.records["web"].phase = GroupPhase::Failed;
+  in.state.records["web"].node = "a";
+  in.state.failovers["web"] = {in.now};
+  auto actions = decide(in);
+  REQUIRE(actions.size() == 1);
+  CHECK(actions[0].reason ==
+        "Group web stays failed after this failure: its failovers within the last 90 min (1) "
+        "reached the threshold (1).");
+  in.state.records["web"] = online_on("a");
+  in.view.nodes["a"] = NodeState::Down;
+  CHECK(decide(in)[0].reason ==
+        "Node a owned group web and is lost, but is not yet confirmed safe (fenced or past its "
+        "self-stop deadline).");
+}
+
 TEST_CASE("placement_violations catches each broken rule") {
   PlacementInput in = input_for(two_node_config());
   in.view.nodes["b"] = NodeState::Paused;
@@ -149,8 +169,8 @@ TEST_CASE("placement_violations catches each broken rule") {
   auto violations = [&](std::vector<PlacementAction> actions) {
     return placement_violations(in, actions).size();
   };
-  CHECK(violations({action(ActionKind::Start, "b")}) == 1);  // Runs on a.
-  CHECK(violations({action(ActionKind::Stop, "b")}) == 1);   // Not running on b.
+  CHECK(violations({action(ActionKind::Start, "b")}) == 1);        // Runs on a.
+  CHECK(violations({action(ActionKind::Stop, "b")}) == 1);         // Not running on b.
   CHECK(violations({action(ActionKind::MarkOffline, "a")}) == 1);  // a is a member.
   in.view.nodes["a"] = NodeState::Down;
   CHECK(violations({action(ActionKind::MarkOffline, "a")}) == 1);  // a is not confirmed safe.
@@ -171,8 +191,8 @@ TEST_CASE("placement_violations catches each broken rule") {
 
 TEST_CASE("placement property: random inputs never break the safety rules, and settle") {
   const std::vector<std::string> names = {"n1", "n2", "n3", "n4"};
-  const NodeState states[] = {NodeState::Up,       NodeState::Up,      NodeState::Up,
-                              NodeState::Down,     NodeState::Paused,  NodeState::Draining,
+  const NodeState states[] = {NodeState::Up,     NodeState::Up,     NodeState::Up,
+                              NodeState::Down,   NodeState::Paused, NodeState::Draining,
                               NodeState::Joining};
   int unsettled = 0;
   std::set<ActionKind> kinds_seen;
@@ -183,8 +203,8 @@ TEST_CASE("placement property: random inputs never break the safety rules, and s
     auto config = std::make_shared<Config>();
     int node_count = 1 + pick(4);
     for (int i = 0; i < node_count; ++i)
-      config->nodes.push_back(NodeConfig{names[static_cast<std::size_t>(i)],
-                                         static_cast<std::uint32_t>(i + 1), 1, {}, {}});
+      config->nodes.push_back(NodeConfig{
+          names[static_cast<std::size_t>(i)], static_cast<std::uint32_t>(i + 1), 1, {}, {}});
     auto some_nodes = [&](int percent) {
       std::vector<std::string> out;
       for (const auto& n : names)
@@ -229,7 +249,8 @@ TEST_CASE("placement property: random inputs never break the safety rules, and s
       r.intent = static_cast<GroupIntent>(pick(kGroupIntentCount));
       in.state.records[g] = r;
       for (int k = pick(4); k > 0; --k)
-        in.state.failovers[g].push_back(MonoTime{in.now.usec - static_cast<Usec>(pick(300)) * 60'000'000});
+        in.state.failovers[g].push_back(
+            MonoTime{in.now.usec - static_cast<Usec>(pick(300)) * 60'000'000});
     }
     for (int k = pick(4); k > 0; --k) {
       PlacementRequest req;

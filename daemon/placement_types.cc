@@ -1,7 +1,7 @@
 // Names, the short action format, and how actions and reports change the placement state.
-#include <iterator>
-
 #include <fmt/core.h>
+
+#include <iterator>
 
 #include "placement.h"
 
@@ -11,8 +11,7 @@ namespace {
 constexpr const char* kNodeStateNames[] = {"up", "down", "paused", "draining", "joining"};
 static_assert(std::size(kNodeStateNames) == kNodeStateCount);
 
-constexpr const char* kGroupPhaseNames[] = {"offline", "starting", "online", "stopping",
-                                            "failed"};
+constexpr const char* kGroupPhaseNames[] = {"offline", "starting", "online", "stopping", "failed"};
 static_assert(std::size(kGroupPhaseNames) == kGroupPhaseCount);
 
 constexpr const char* kGroupIntentNames[] = {"auto", "online", "offline"};
@@ -27,9 +26,9 @@ static_assert(std::size(kCauseNames) == kPlacementCauseCount);
 constexpr const char* kRequestKindNames[] = {"move", "online", "offline"};
 static_assert(std::size(kRequestKindNames) == kRequestKindCount);
 
-constexpr const char* kActionKindNames[] = {"start",           "stop",       "mark-offline",
-                                            "mark-failed",     "record-failover",
-                                            "set-intent",      "wait",       "refuse"};
+constexpr const char* kActionKindNames[] = {
+    "start",           "stop",       "mark-offline", "mark-failed",
+    "record-failover", "set-intent", "wait",         "refuse"};
 static_assert(std::size(kActionKindNames) == kActionKindCount);
 
 template <typename Enum, std::size_t N>
@@ -137,8 +136,8 @@ std::string format_action(const PlacementAction& a, const PlacementInput& input)
       std::string request = "request";
       if (a.request >= 0 && static_cast<std::size_t>(a.request) < input.requests.size()) {
         const auto& r = input.requests[static_cast<std::size_t>(a.request)];
-        request = fmt::format("{} {}{}{}", to_string(r.kind), r.group, r.node.empty() ? "" : " ",
-                              r.node);
+        request =
+            fmt::format("{} {}{}{}", to_string(r.kind), r.group, r.node.empty() ? "" : " ", r.node);
       }
       return fmt::format("{} {}: {}", kind, request, a.reason);
     }
