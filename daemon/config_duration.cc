@@ -1,4 +1,6 @@
-// Durations in the configuration file: "100ms", "5s", "1.5s", "15m", "6h", "1d" or bare seconds.
+// Durations in the configuration file: "100ms", "5s", "1.5s", "15m", "6h", "1d", compounds such as
+// "1h30m", or bare seconds.
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <limits>
@@ -35,7 +37,10 @@ bool all_digits(std::string_view s) {
 
 }  // namespace
 
-Result<Duration> parse_duration(std::string_view text) {
+namespace {
+
+// One segment: a number with an optional unit ("1.5s", "30m", or bare seconds).
+Result<Duration> parse_segment(std::string_view text) {
   auto split = split_unit(text);
   auto [number, unit] = *split;
   std::string_view whole = number.substr(0, number.find('.'));
@@ -56,6 +61,28 @@ Result<Duration> parse_duration(std::string_view text) {
     ms += (c - '0') * scale;
   }
   return Duration(ms);
+}
+
+}  // namespace
+
+Result<Duration> parse_duration(std::string_view text) {
+  // A compound ("1h30m") is a sum of segments, each ending where a letter meets the next digit.
+  Duration total(0);
+  std::size_t start = 0;
+  for (std::size_t i = 1; i <= text.size(); ++i) {
+    bool boundary = i == text.size() || (std::isalpha(static_cast<unsigned char>(text[i - 1])) &&
+                                         std::isdigit(static_cast<unsigned char>(text[i])));
+    if (!boundary) continue;
+    std::string_view segment = text.substr(start, i - start);
+    bool bare = segment.find_first_not_of("0123456789.") == std::string_view::npos;
+    if (bare && (start != 0 || i != text.size())) return not_a_duration(text);
+    auto part = parse_segment(segment);
+    if (!part) return std::unexpected(part.error());
+    total += *part;
+    start = i;
+  }
+  if (text.empty()) return not_a_duration(text);
+  return total;
 }
 
 std::string format_duration(Duration d) {

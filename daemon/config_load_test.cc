@@ -656,6 +656,10 @@ TEST_CASE("parse_duration") {
   CHECK(parse_duration("1.5s") == Duration(1500));
   CHECK(parse_duration("0.25m") == Duration(15s));
   CHECK(parse_duration("2.5") == Duration(2500));
+  CHECK(parse_duration("1h30m") == Duration(90min));
+  CHECK(parse_duration("1m30s500ms") == Duration(90500));
+  CHECK_FALSE(parse_duration("1h30"));
+  CHECK_FALSE(parse_duration("1h-30m"));
   for (std::string_view bad : {"", "s", "ms", "fast", "-5s", "5 s", " 5s", "5S", "5sec", "1.s",
                                ".5s", "1e3", "5s5", "0x10", "1..5s"}) {
     CAPTURE(bad);

@@ -1,5 +1,7 @@
 #include "placement_scenario.h"
 
+#include "config_load.h"
+
 #include <fmt/core.h>
 #include <yaml-cpp/yaml.h>
 
@@ -60,32 +62,13 @@ Enum enum_value(const YAML::Node& node, int count, const char* what) {
   bad(node, fmt::format("{} '{}' is not one of: {}", what, text, names));
 }
 
-// "6h", "90m", "30s", "250ms", "5h30m" or "0"; times are durations since boot.
+// A duration as the configuration file writes it ("6h", "250ms", "5h30m"); times are durations
+// since boot.
 Duration duration(const YAML::Node& node, const char* what) {
   std::string text = scalar(node, what);
-  if (text == "0") return Duration(0);
-  Duration total(0);
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t unit_at = text.find_first_not_of("0123456789", at);
-    if (unit_at == at || unit_at == std::string::npos || unit_at - at > 9)
-      bad(node, fmt::format("{} '{}' must look like 6h, 90m, 30s, 250ms or 5h30m", what, text));
-    long long n = std::stoll(text.substr(at, unit_at - at));
-    std::size_t next = text.find_first_of("0123456789", unit_at);
-    std::string unit = text.substr(unit_at, next == std::string::npos ? next : next - unit_at);
-    if (unit == "ms")
-      total += Duration(n);
-    else if (unit == "s")
-      total += std::chrono::seconds(n);
-    else if (unit == "m")
-      total += std::chrono::minutes(n);
-    else if (unit == "h")
-      total += std::chrono::hours(n);
-    else
-      bad(node, fmt::format("{} '{}' has an unknown unit '{}' (ms, s, m or h)", what, text, unit));
-    at = next == std::string::npos ? text.size() : next;
-  }
-  return total;
+  auto parsed = parse_duration(text);
+  if (!parsed) bad(node, fmt::format("{}: {}", what, parsed.error().message));
+  return *parsed;
 }
 
 MonoTime time_at(const YAML::Node& node, const char* what) {
