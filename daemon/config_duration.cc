@@ -77,7 +77,7 @@ Result<Duration> parse_duration(std::string_view text) {
     bool bare = segment.find_first_not_of("0123456789.") == std::string_view::npos;
     if (bare && (start != 0 || i != text.size())) return not_a_duration(text);
     auto part = parse_segment(segment);
-    if (!part) return std::unexpected(part.error());
+    if (!part) return segment == text ? std::unexpected(part.error()) : not_a_duration(text);
     total += *part;
     start = i;
   }
