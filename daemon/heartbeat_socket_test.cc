@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 #include <fmt/core.h>
 
-#include "netns_fixture.h"
+#include "membership_test_util.h"
 
 namespace clusterd {
 namespace {
@@ -19,8 +19,8 @@ using testing::NetnsPair;
 using testing::run_until;
 
 constexpr std::uint32_t kCluster = 4242;
-constexpr std::size_t kPublic = 1;   // wire index: "clients" is network 0
-constexpr std::size_t kPrivate = 2;
+constexpr std::size_t kPublic = testing::kPublicNet;
+constexpr std::size_t kPrivate = testing::kPrivateNet;
 constexpr Duration kInterval(20);
 constexpr std::uint32_t kMisses = 5;
 
@@ -30,39 +30,20 @@ SubKey test_key(std::uint8_t fill) {
   return k;
 }
 
-// Node a (id 1) in "local", node b (id 2) in "peer"; network public (IPv4, veth va/vb) and
-// private (IPv6, veth va2/vb2), plus a client-only network that carries no heartbeats.
-Config two_node_config() {
-  Config c;
-  c.cluster.id = kCluster;
-  c.networks = {{"clients", "192.0.2.0/24", NetworkRole::Client, "", 5405, {}},
-                {"public", "10.1.0.0/24", NetworkRole::All, "", 5405, {}},
-                {"private", "fd00:2::/64", NetworkRole::Cluster, "", 5405, {}}};
-  c.nodes = {{"a", 1, 1, {{"clients", "192.0.2.1"}, {"public", "10.1.0.1/24"},
-                          {"private", "fd00:2::1"}}, {}},
-             {"b", 2, 1, {{"clients", "192.0.2.2"}, {"public", "10.1.0.2/24"},
-                          {"private", "fd00:2::2"}}, {}}};
-  c.heartbeat = {kInterval, kMisses};
-  return c;
-}
-
+// Node a (id 1) in "local", node b (id 2) in "peer", on two links.
 struct TwoNodes {
-  std::unique_ptr<NetnsPair> net;
+  std::unique_ptr<testing::TwoLinkNet> links;
+  NetnsPair* net = nullptr;
   EventPtr loop = testing::new_loop();
-  Config config = two_node_config();
+  Config config = testing::two_node_config();
   std::unique_ptr<HeartbeatService> a, b;
   std::vector<DetectorEvent> a_events, b_events;
 
   TwoNodes() {
-    auto pair = NetnsPair::create();
-    REQUIRE_MESSAGE(pair, pair.error().to_string());
-    net = std::move(*pair);
-    add_second_link();
-    REQUIRE(net->local("ip addr add 10.1.0.1/24 dev va && ip addr add fd00:2::1/64 dev va2 nodad") == 0);
-    REQUIRE(net->peer("ip addr add 10.1.0.2/24 dev vb && ip addr add fd00:2::2/64 dev vb2 nodad") == 0);
-    REQUIRE(net->local("nft 'add table inet cut; add chain inet cut in { type filter hook input "
-                       "priority 0; }; add chain inet cut out { type filter hook output "
-                       "priority 0; }'") == 0);
+    auto created = testing::TwoLinkNet::create();
+    REQUIRE_MESSAGE(created, created.error().to_string());
+    links = std::move(*created);
+    net = &links->pair();
     a = start("a", a_events);
     net->in_peer([&] { b = start("b", b_events); });
     REQUIRE(b);
@@ -70,18 +51,6 @@ struct TwoNodes {
   ~TwoNodes() {
     a.reset();
     b.reset();
-  }
-
-  void add_second_link() {
-    int peer_ns = -1;
-    net->in_peer([&] { peer_ns = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC); });
-    REQUIRE(peer_ns >= 0);
-    int r = net->local(fmt::format(
-        "sysctl -qw net.ipv6.conf.default.accept_dad=0 && ip link add va2 type veth peer name "
-        "vb2 netns /proc/{}/fd/{} && ip link set va2 up", getpid(), peer_ns));
-    ::close(peer_ns);
-    REQUIRE(r == 0);
-    REQUIRE(net->peer("ip link set vb2 up") == 0);
   }
 
   std::unique_ptr<HeartbeatService> start(const char* name, std::vector<DetectorEvent>& events) {
@@ -93,11 +62,7 @@ struct TwoNodes {
     return std::move(*service);
   }
 
-  // Drops everything in and out of our side of a link (a cable pulled).
-  void cut(const char* ifname) {
-    REQUIRE(net->local(fmt::format("nft 'add rule inet cut in iifname {0} drop; add rule inet cut "
-                                   "out oifname {0} drop'", ifname)) == 0);
-  }
+  void cut(const char* ifname) { REQUIRE(links->cut(ifname)); }
 
   bool all_links_up() const {
     return a->detector().link_up(2, kPublic) && a->detector().link_up(2, kPrivate) &&
@@ -150,7 +115,7 @@ TEST_CASE("cluster_networks: resolves interfaces, skips client networks, refuses
   REQUIRE_MESSAGE(pair, pair.error().to_string());
   auto& net = *pair;
   REQUIRE(net->local("ip addr add 10.1.0.1/24 dev va") == 0);
-  Config c = two_node_config();
+  Config c = testing::two_node_config();
   c.networks.pop_back();  // only public
   c.networks[1].multicast_group = "239.1.2.3";
   auto nets = cluster_networks(c, c.nodes[0]);
@@ -230,7 +195,7 @@ TEST_CASE("HeartbeatService: one cut network keeps the node; both cut lose it af
   CHECK_FALSE(gone->leaving);
 
   // Healing brings it back.
-  REQUIRE(t.net->local("nft flush table inet cut") == 0);
+  REQUIRE(t.links->heal());
   REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }));
 }
 
