@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstring>
 
@@ -242,6 +245,33 @@ TEST_CASE("HeartbeatService: forged, replayed and foreign frames are dropped and
   CHECK(c.drops(HeartbeatDrop::Truncated) == 1);
   CHECK(t.b->detector().reachable(1));
   CHECK(t.b->detector().view(1)->sequence < forged.sequence);
+}
+
+}  // namespace clusterd
+
+namespace clusterd {
+
+// Slow (seconds) and load-dependent, so not part of the default run:
+//   unit_tests -tc="*every core busy*" --no-skip
+TEST_CASE("HeartbeatService: no false eviction with every core busy" * doctest::skip()) {
+  TwoNodes t;
+  REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
+  std::vector<pid_t> hogs;
+  for (long i = 0; i < 2 * sysconf(_SC_NPROCESSORS_ONLN); ++i) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0)
+      for (;;) asm volatile("" ::: "memory");
+    hogs.push_back(pid);
+  }
+  testing::run_for(t.loop.get(), std::chrono::seconds(5));
+  for (pid_t pid : hogs) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  CHECK(TwoNodes::find(t.a_events, DetectorEventKind::LinkDown) == nullptr);
+  CHECK(TwoNodes::find(t.b_events, DetectorEventKind::LinkDown) == nullptr);
+  MESSAGE("frames sent by a: ", t.a->sequence(), " in ~5 s at 20 ms");
 }
 
 }  // namespace clusterd
