@@ -1,6 +1,5 @@
 #include "heartbeat_socket.h"
 
-#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/wait.h>
@@ -11,7 +10,6 @@
 #include <cstring>
 
 #include <doctest/doctest.h>
-#include <fmt/core.h>
 
 #include "membership_test_util.h"
 
