@@ -193,4 +193,14 @@ const char* to_string(FailbackMode mode);
 const char* to_string(NetworkRole role);
 const char* to_string(QuorumMode mode);
 
+/// Every value of each enum, in declaration order: what the loader accepts, and what the
+/// completeness tests walk.
+inline constexpr FailbackMode kFailbackModes[] = {FailbackMode::Never, FailbackMode::Immediate,
+                                                  FailbackMode::Window};
+inline constexpr NetworkRole kNetworkRoles[] = {NetworkRole::Client, NetworkRole::Cluster,
+                                                NetworkRole::All};
+inline constexpr QuorumMode kQuorumModes[] = {QuorumMode::NodeMajority,
+                                              QuorumMode::NodeAndDiskMajority,
+                                              QuorumMode::DiskOnly};
+
 }  // namespace clusterd

@@ -7,12 +7,14 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include <systemd/sd-event.h>
 
 #include "config.h"
 #include "error.h"
+#include "handle.h"
 
 namespace clusterd {
 
@@ -90,7 +92,44 @@ struct DriverContext {
 using DriverFactory = std::function<Result<std::unique_ptr<ResourceDriver>>(
     const ResourceConfig&, const DriverContext&)>;
 
+/// Runs one callback on the loop's next iteration. Drivers deliver results that are known at once
+/// through it, so the engine's Done never runs inside the call that started the action.
+/// Destroying it (or cancel()) drops the callback.
+class DeferredCall {
+ public:
+  DeferredCall() = default;
+  DeferredCall(const DeferredCall&) = delete;
+  DeferredCall& operator=(const DeferredCall&) = delete;
+  /// Schedules `fn`, replacing one not yet run. If the loop cannot take it, `fn` runs now.
+  void post(sd_event* loop, std::function<void()> fn);
+  /// Drops the scheduled callback, if any.
+  void cancel();
+  /// True while a callback waits to run.
+  bool pending() const { return source_ != nullptr; }
+
+ private:
+  static int on_defer(sd_event_source* source, void* userdata) noexcept;
+  EventSourcePtr source_;
+  std::function<void()> fn_;
+};
+
 /// The real factory: a driver for the resource's type ("process", "ocf").
+struct TypeInfo;
+
+/// A resource type built into the daemon: its name, its parameter metadata (none for "ocf",
+/// whose parameters come from each agent's meta-data) and its driver factory.
+struct BuiltinType {
+  const char* name;
+  TypeInfo (*info)();
+  Result<std::unique_ptr<ResourceDriver>> (*make)(const ResourceConfig&, const DriverContext&);
+};
+
+/// Every built-in type, in the order people should read them.
+std::span<const BuiltinType> builtin_types();
+
+/// Names of the built-in types, "process, ocf, ip".
+std::string builtin_type_names();
+
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,
                                                     const DriverContext& context);
 

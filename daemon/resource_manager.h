@@ -1,6 +1,18 @@
 // The local resource manager: owns the resources of every group this node runs, drives them
 // through the transition table in dependency order, runs their health checks and applies the
 // restart policy. Every transition is logged and recorded in the event history with its reason.
+//
+// Requests only set a target (desired) state per resource; after every event each group
+// reconciles targets with current states (group.h), so an online request during
+// offline-pending (or the reverse) simply redirects the resource. Failure handling (MSCS):
+//  - Restart: dependents go offline, the resource is cleaned up (driver stop), started again
+//    after restart.delay, and its dependents follow.
+//  - FailResource: it stays failed (cleaned up), its dependents go offline.
+//  - FailGroup: the whole group goes offline in order, the failed resource stays failed, and
+//    the group-failed listener is called once the group is down on this node.
+//  - A failed stop leaves the resource failed with no automatic retry; a driver factory error
+//    fails the resource without restarts (a configuration problem no restart would cure).
+//  A failed resource stays failed until an administrator brings it online or offline.
 #pragma once
 
 #include <sys/types.h>
@@ -29,10 +41,10 @@ struct ResourceStatus {
   std::string type;
   std::string agent;
   ResourceState state = ResourceState::Offline;
-  std::string reason;             ///< Why it is in this state (last transition's reason).
-  std::uint32_t restarts = 0;     ///< Failures counted inside the restart period.
+  std::string reason;          ///< Why it is in this state (last transition's reason).
+  std::uint32_t restarts = 0;  ///< Failures counted inside the restart period.
   pid_t main_pid = 0;
-  Usec since_wall_usec = 0;       ///< When it entered this state.
+  Usec since_wall_usec = 0;  ///< When it entered this state.
 };
 
 /// A group as the API shows it.
@@ -44,8 +56,8 @@ struct GroupStatus {
   std::vector<ResourceStatus> resources;
 };
 
-class Resource;  // resource_manager.cc
-class Group;     // resource_manager.cc
+class Resource;  // resource.h
+class Group;     // group.h
 
 /// Runs the groups of this node. Single-threaded: call only from the event loop.
 class ResourceManager {
@@ -72,7 +84,8 @@ class ResourceManager {
   Result<void> offline_resource(const std::string& group, const std::string& resource,
                                 const std::string& reason);
 
-  /// Takes every group offline; calls `done` once every resource is offline or failed.
+  /// Takes every group offline; calls `done` (from the loop, never inside this call) once every
+  /// resource is offline or failed. Later online requests are refused.
   void shutdown(std::function<void()> done);
 
   /// Every group of the configuration with its resources.
@@ -82,7 +95,8 @@ class ResourceManager {
 
   /// Called (from the loop) after any state change.
   void set_change_listener(std::function<void()> listener);
-  /// Called when a group fails past its resources' restart policy (failover hooks in later).
+  /// Called when a group fails past its resources' restart policy, once it is down on this node
+  /// (failover hooks in later).
   void set_group_failed_listener(std::function<void(const std::string& group)> listener);
 
  private:

@@ -1,6 +1,7 @@
 // Resource and group states (architecture rule 3): one transition table, group state derived.
 #pragma once
 
+#include <span>
 #include <vector>
 
 namespace clusterd {
@@ -13,6 +14,16 @@ inline constexpr int kResourceStateCount = 5;
 const char* to_string(ResourceState state);
 /// True when the table allows `from` -> `to`.
 bool transition_allowed(ResourceState from, ResourceState to);
+
+/// One allowed transition and the event that takes it.
+struct ResourceTransition {
+  ResourceState from;
+  ResourceState to;
+  const char* when;  ///< What takes this transition, for people and tests.
+};
+
+/// Every allowed transition; anything not listed is refused.
+std::span<const ResourceTransition> resource_transitions();
 
 /// MSCS group states, derived from the group's resources.
 enum class GroupState { Offline, Online, PartialOnline, Pending, Failed };

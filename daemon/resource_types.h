@@ -19,6 +19,7 @@ struct ParamSpec {
   ParamValue::Kind kind = ParamValue::Kind::Scalar;
   std::string type;           ///< "string", "integer", "boolean", "duration", ... (informational)
   std::string description;    ///< One line.
+  bool unique = false;        ///< OCF unique="1": no two resources may share the value.
 };
 
 /// What the configuration loader and the engine need to know about a type (or an OCF agent).

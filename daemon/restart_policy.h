@@ -12,9 +12,16 @@ namespace clusterd {
 
 /// What to do about one resource failure.
 enum class RestartDecision { Restart, FailResource, FailGroup };
+inline constexpr int kRestartDecisionCount = 3;
+/// "restart", "fail-resource", "fail-group".
 const char* to_string(RestartDecision decision);
 
-/// Remembers the failures of one resource inside the policy's period.
+/// The decision for a failure when `recent_failures` failures (this one included) fall inside
+/// the policy's period.
+RestartDecision decide_restart(const RestartPolicy& policy, std::size_t recent_failures);
+
+/// Remembers the failures of one resource inside the policy's period (a sliding window: a
+/// failure counts while it is less than `period` old).
 class RestartTracker {
  public:
   /// Records a failure at `now` and decides.

@@ -142,3 +142,13 @@ def test_apply_touches_only_changed_resources(daemon_factory, workdir):
     assert not pid_alive(before[("beta", "sleeper")])
     with open(f"/proc/{after[('beta', 'sleeper')]}/cmdline") as f:
         assert f.read().split("\0")[1] == "7200"
+
+
+def test_shipped_examples_validate_with_the_real_catalog(daemon_factory, workdir):
+    d = daemon_factory(two_groups(free_port(), free_port()), start=False)
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "config")
+    files = sorted(f for f in os.listdir(examples) if f.endswith(".yaml"))
+    assert files
+    for name in files:
+        result = d.ctl("validate", os.path.join(examples, name), check=False)
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"

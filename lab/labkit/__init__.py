@@ -1,0 +1,1 @@
+"""clusterlab: a whole clusterd cluster on one machine, built from Linux namespaces."""

@@ -1,0 +1,403 @@
+"""A lab's operations: up, down, kill/stop/start a node, partition, heal, status.
+
+Everything `up` makes is recorded in the lab's state (see state.py) before it is made; `down`
+walks that record, so it works after a partial `up` and twice in a row.
+"""
+import os
+import secrets
+import shutil
+import signal
+import socket
+import time
+
+from . import cluster_yaml, keeper, mounts, network, nodes, procs, storage, topology
+from .run import LabError, netns_path
+from .state import (State, existing_labs, forget_host_dirs, global_lock, note_host_dir,
+                    read_host_dirs)
+
+DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+READY_TIMEOUT = 20.0
+AUTHKEY_BYTES = 32
+
+
+class Lab:
+    """One lab, as recorded in its state file."""
+
+    def __init__(self, state):
+        self.state = state
+        self.prefix = state.prefix
+        self.dir = state.dir
+        self.topo = topology.make(self.prefix, state["nodes"])
+
+    @classmethod
+    def load(cls, prefix):
+        return cls(State.load(prefix))
+
+    def paths(self, node):
+        try:
+            endpoint = self.topo.node(node)
+        except KeyError as e:
+            raise LabError(e.args[0])
+        return nodes.NodePaths(self.dir, endpoint)
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(self, script, wait):
+        """Makes every part of the lab, in dependency order."""
+        self._start_keeper(script)
+        for net in topology.NETWORKS:
+            network.add_switch(self.state, self.topo, net)
+        for endpoint in (self.topo.client, self.topo.storage):
+            network.add_netns(self.state, endpoint.netns)
+            for net in endpoint.networks:
+                network.plug(self.topo, endpoint, net)
+        self._make_nodes()
+        self._start_storage()
+        for node in self.topo.nodes:
+            self.start_daemon(node.name)
+        if wait:
+            self.wait_daemons([n.name for n in self.topo.nodes])
+
+    def _start_keeper(self, script):
+        pid = keeper.start(script, self.dir, os.path.join(self.dir, "keeper.log"))
+        self.state["keeper"] = procs.identity(pid)
+
+    def _make_nodes(self):
+        ns_dir = os.path.join(self.dir, "ns")
+        self.state.record("mount", path=ns_dir)
+        mounts.private_bind(ns_dir)
+        nodes.ensure_host_dirs(note_host_dir)
+        config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"],
+                                     self.state.data.get("ledgerd"))
+        authkey = secrets.token_bytes(AUTHKEY_BYTES)
+        for endpoint in self.topo.nodes:
+            paths = nodes.NodePaths(self.dir, endpoint)
+            nodes.make_dirs(paths)
+            network.add_netns(self.state, endpoint.netns)
+            for net in endpoint.networks:
+                network.plug(self.topo, endpoint, net)
+            nodes.pin_namespaces(self.state, paths)
+            nodes.setup_inside(paths)
+            nodes.write_config(paths, config, authkey)
+            if self.state["group"] == "ledger":
+                os.makedirs(paths.on_host(cluster_yaml.LEDGER_DATA_DIR), exist_ok=True)
+
+    def _start_storage(self):
+        store = os.path.join(self.dir, "storage")
+        os.makedirs(store, exist_ok=True)
+        control = storage.pick_control_number()
+        self.state["tgtd"] = {"control": control, "pid": None, "start": None, "targets": {}}
+        argv = ["nsenter", f"--net={netns_path(self.topo.storage.netns)}", "--",
+                "tgtd", "-f", "-C", str(control), "--iscsi", f"portal={self.topo.portal}"]
+        pid = keeper.spawn(self.dir, argv, os.path.join(store, "tgtd.log"), self._daemon_env())
+        tgtd = dict(self.state["tgtd"], **procs.identity(pid))
+        self.state["tgtd"] = tgtd
+        storage.wait_ready(control, lambda: procs.is_running(pid, tgtd["start"]))
+        for tid, name in enumerate(cluster_yaml.lun_names(self.state["group"]), start=1):
+            backing = os.path.join(store, f"{name}.img")
+            storage.make_lun_file(backing, storage.LUN_SIZES.get(name, storage.DATA_LUN_SIZE))
+            iqn = storage.add_target(self.state, control, tid, self.prefix, name, backing)
+            tgtd["targets"][name] = {"tid": tid, "iqn": iqn, "lun": 1, "file": backing}
+        self.state["tgtd"] = tgtd
+
+    # -- daemons -------------------------------------------------------------------------------
+
+    def _daemon_env(self):
+        return {"PATH": DAEMON_PATH, "LANG": "C.UTF-8", "CLUSTERD_BUS": nodes.BUS}
+
+    def daemon(self, node):
+        """{"pid", "start"} of the node's clusterd as last started, or None."""
+        return self.state["daemons"].get(node)
+
+    def daemon_running(self, node):
+        d = self.daemon(node)
+        return bool(d and d["start"] is not None and procs.is_running(d["pid"], d["start"]))
+
+    def start_daemon(self, node):
+        paths = self.paths(node)
+        nodes.check_binary(self.state["clusterd"], "clusterd")
+        with open(paths.log, "ab") as log:
+            log.write(f"--- clusterlab: starting clusterd on {node} at "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        pid = keeper.spawn(self.dir, nodes.daemon_argv(paths, self.state["clusterd"]), paths.log,
+                           self._daemon_env())
+        daemons = dict(self.state["daemons"])
+        daemons[node] = procs.identity(pid)
+        self.state["daemons"] = daemons
+
+    def _bus_answers(self, node):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self.paths(node).bus_on_host)
+                return True
+            except OSError:
+                return False
+
+    def wait_daemons(self, names, timeout=READY_TIMEOUT):
+        """Waits (polling with a deadline) until every node's clusterd accepts connections on
+        its bus socket; fails at once when one exits."""
+        deadline = time.monotonic() + timeout
+        waiting = list(names)
+        while waiting:
+            for node in list(waiting):
+                if self._bus_answers(node):
+                    waiting.remove(node)
+                elif not self.daemon_running(node):
+                    raise LabError(f"clusterd on {node} {self.daemon_end(node) or 'exited'} "
+                                   f"before opening its bus; its log ends:\n"
+                                   + log_tail(self.paths(node).log))
+            if waiting and time.monotonic() > deadline:
+                raise LabError(f"clusterd did not open its bus within {timeout:.0f} s on "
+                               f"{', '.join(waiting)}; see the logs in {self.dir}")
+            if waiting:
+                time.sleep(0.05)
+
+    def daemon_end(self, node):
+        """How the node's last clusterd ended ("exited 1"), or None."""
+        d = self.daemon(node)
+        return keeper.exit_status(self.dir, d["pid"]) if d else None
+
+    # -- node failures -------------------------------------------------------------------------
+
+    def node_namespace_keys(self, paths):
+        keys = set()
+        for path in (paths.net, paths.mnt, paths.uts):
+            try:
+                keys.add(procs.ns_key(path))
+            except OSError:
+                pass
+        return keys
+
+    def kill_node(self, node):
+        """Crash: cut every link, then SIGKILL every process in the node's namespaces."""
+        paths = self.paths(node)
+        network.set_ports(self.topo, paths.endpoint, up=False)
+        keys = self.node_namespace_keys(paths)
+        left = procs.kill_all(lambda: procs.pids_in_namespaces(keys))
+        if node not in self.state["killed"]:
+            self.state["killed"] = self.state["killed"] + [node]
+        if left:
+            raise LabError(f"processes {left} of {node} survived SIGKILL")
+
+    def stop_node(self, node, timeout):
+        """Graceful: SIGTERM the node's clusterd and wait for it to exit."""
+        d = self.daemon(node)
+        if not self.daemon_running(node):
+            return False
+        if not procs.signal_and_wait(d["pid"], d["start"], signal.SIGTERM, timeout):
+            raise LabError(f"clusterd on {node} (PID {d['pid']}) did not exit within "
+                           f"{timeout:.0f} s of SIGTERM; `clusterlab kill-node {node}` ends it")
+        return True
+
+    def start_node(self, node, wait):
+        """Boot: links up (after a kill, addresses reset as a reboot would), clusterd started."""
+        paths = self.paths(node)
+        if self.daemon_running(node):
+            raise LabError(f"clusterd on {node} is already running "
+                           f"(PID {self.daemon(node)['pid']})")
+        if node in self.state["killed"]:
+            for net in paths.endpoint.networks:
+                network.set_base_addresses(paths.endpoint, net, flush=True)
+            self.state["killed"] = [n for n in self.state["killed"] if n != node]
+        network.set_ports(self.topo, paths.endpoint, up=True)
+        self.start_daemon(node)
+        if wait:
+            self.wait_daemons([node])
+
+    # -- partitions ----------------------------------------------------------------------------
+
+    def partition(self, side, networks):
+        known = [e.name for e in self.topo.endpoints()]
+        for name in side:
+            if name not in known:
+                raise LabError(f"'{name}' is not a node or endpoint of lab '{self.prefix}' "
+                               f"(known: {', '.join(known)})")
+        applied = network.partition(self.topo, side, networks)
+        if not applied:
+            raise LabError(f"none of {', '.join(side)} is on the {', '.join(networks)} network")
+        self.state["partitions"] = self.state["partitions"] + [applied]
+        return applied
+
+    def heal(self, networks):
+        network.heal(self.topo, networks)
+        kept = []
+        for cut in self.state["partitions"]:
+            rest = {net: ports for net, ports in cut.items() if net not in networks}
+            if rest:
+                kept.append(rest)
+        self.state["partitions"] = kept
+
+    def cut_networks(self, name):
+        return sorted({net for cut in self.state["partitions"] for net, ports in cut.items()
+                       if name in ports})
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self):
+        return {"name": self.prefix, "dir": self.dir, "group": self.state["group"],
+                "keeper": self.state.data.get("keeper"),
+                "nodes": [self._node_status(n.name) for n in self.topo.nodes],
+                "client": self._endpoint_status(self.topo.client),
+                "storage": dict(self._endpoint_status(self.topo.storage),
+                                **self._storage_status()),
+                "partitions": self.state["partitions"]}
+
+    def _endpoint_status(self, endpoint):
+        links = network.link_states(self.topo, endpoint)
+        for net, link in links.items():
+            link["address"] = endpoint.address(net)
+            if endpoint.address6(net):
+                link["address6"] = endpoint.address6(net)
+            link["partitioned"] = net in self.cut_networks(endpoint.name)
+        return {"name": endpoint.name, "netns": endpoint.netns, "links": links}
+
+    def _node_status(self, node):
+        paths = self.paths(node)
+        d = self.daemon(node)
+        running = self.daemon_running(node)
+        daemon = {"pid": d["pid"] if d else None, "running": running,
+                  "ended": None if running else self.daemon_end(node), "log": paths.log,
+                  "bus": paths.bus_on_host}
+        return dict(self._endpoint_status(paths.endpoint), hostname=node, daemon=daemon,
+                    killed=node in self.state["killed"], mount_ns=paths.mnt, uts_ns=paths.uts)
+
+    def _storage_status(self):
+        tgtd = self.state.data.get("tgtd") or {}
+        running = bool(tgtd.get("start")) and procs.is_running(tgtd["pid"], tgtd["start"])
+        return {"tgtd": {"pid": tgtd.get("pid"), "running": running,
+                         "control": tgtd.get("control"), "portal": self.topo.portal,
+                         "targets": tgtd.get("targets", {})}}
+
+
+def log_tail(path, lines=10):
+    """The last `lines` lines of a log file, indented, for error messages."""
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+    except OSError as e:
+        return f"    ({path}: {e.strerror})"
+    return "\n".join("    " + line for line in tail) or "    (empty)"
+
+
+# -- up and down -------------------------------------------------------------------------------
+
+def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=False):
+    """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`)."""
+    why = topology.check_prefix(prefix)
+    if why:
+        raise LabError(why)
+    try:
+        topology.make(prefix, node_count)
+    except ValueError as e:
+        raise LabError(str(e))
+    with global_lock():
+        state = State.create(prefix, nodes=node_count, group=group, **binaries)
+        lab = Lab(state)
+        try:
+            lab.build(script, wait)
+        except BaseException:
+            if not keep_on_failure:
+                _teardown(state)
+            raise
+    return lab
+
+
+def down(prefix):
+    """Removes lab `prefix`; True when there was one. Idempotent."""
+    with global_lock():
+        state = State.load(prefix, missing_ok=True)
+        if state is None:
+            _remove_host_dirs_if_last()
+            return False
+        _teardown(state)
+        return True
+
+
+def _teardown(state):
+    """Undoes everything `state` records; keeps going past errors and reports them at the end."""
+    errors = []
+
+    def attempt(what, fn, *args):
+        try:
+            fn(*args)
+        except (LabError, OSError) as e:
+            errors.append(f"{what}: {e}")
+
+    tgtd = state.data.get("tgtd") or {}
+    if tgtd.get("start") and procs.is_running(tgtd["pid"], tgtd["start"]):
+        tids = [e["tid"] for e in state.undo_log("target")]
+        attempt("stopping tgtd", storage.shutdown, tgtd["control"], tids)
+    attempt("killing the lab's processes", _kill_everything, state)
+    attempt("stopping the keeper", _stop_keeper, state)
+    for entry in reversed(state.undo_log("mount")):
+        attempt(f"unmounting {entry['path']}", mounts.unmount, entry["path"])
+    for entry in reversed(state.undo_log("netns")):
+        attempt(f"deleting namespace {entry['name']}", network.delete_netns, entry["name"])
+    if tgtd.get("control") is not None:
+        attempt("removing tgtd's socket", storage.remove_socket_files, tgtd["control"])
+    attempt(f"removing {state.dir}", _remove_lab_dir, state.dir)
+    attempt("removing host directories", _remove_host_dirs_if_last)
+    if errors:
+        raise LabError("down left something behind: " + "; ".join(errors))
+
+
+def _namespace_keys(state):
+    keys = set()
+    paths = [netns_path(e["name"]) for e in state.undo_log("netns")]
+    paths += [e["path"] for e in state.undo_log("mount") if e["path"].endswith((".mnt", ".uts"))]
+    for path in paths:
+        try:
+            if not path.startswith("/run/netns/") and not mounts.is_mounted(path):
+                continue
+            keys.add(procs.ns_key(path))
+        except OSError:
+            pass
+    return keys
+
+
+def _recorded_processes(state):
+    """Processes the state names (daemons, tgtd), as far as they still run."""
+    found = list(state["daemons"].values()) + [state.data.get("tgtd") or {}]
+    return [p["pid"] for p in found
+            if p and p.get("start") and procs.is_running(p["pid"], p["start"])]
+
+
+def _kill_everything(state):
+    keys = _namespace_keys(state)
+    left = procs.kill_all(
+        lambda: sorted(set(procs.pids_in_namespaces(keys)) | set(_recorded_processes(state))))
+    if left:
+        raise LabError(f"processes {left} survived SIGKILL")
+
+
+def _stop_keeper(state):
+    k = state.data.get("keeper")
+    if not k or not k.get("start"):
+        return
+    if not procs.signal_and_wait(k["pid"], k["start"], signal.SIGTERM, 5.0):
+        procs.signal_and_wait(k["pid"], k["start"], signal.SIGKILL, 5.0)
+
+
+def _remove_lab_dir(path):
+    if not os.path.isdir(path):
+        return
+    busy = mounts.mounts_under(path)
+    if busy:
+        raise LabError(f"still mounted under {path}: {', '.join(busy)}")
+    shutil.rmtree(path)
+
+
+def _remove_host_dirs_if_last():
+    """The bind-mount targets clusterlab created on the host go with the last lab: removing a
+    directory that another lab's nodes mount on would detach their mounts."""
+    if existing_labs():
+        return
+    for path in read_host_dirs():
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise LabError(f"cannot remove {path}, which clusterlab created: {e.strerror}")
+    forget_host_dirs()
+
