@@ -41,9 +41,13 @@ class UserManager:
                   f"exec {SYSTEMD} --user")
         self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.systemctl("show", "-p", "SystemState", "--value",
-                                        check=False).stdout.strip() in ("running", "degraded"),
-                 timeout=20, what="the user manager")
+        try:
+            wait_for(lambda: self.systemctl("show", "-p", "SystemState", "--value",
+                                            check=False).stdout.strip() in ("running", "degraded"),
+                     timeout=20, what="the user manager")
+        except AssertionError:
+            self.stop()
+            raise
         self.units = os.path.join(self.runtime, "systemd", "user")
 
     def systemctl(self, *args, check=True):
