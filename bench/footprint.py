@@ -4,6 +4,7 @@ intervals: CPU (percent of one core, over --seconds) and RSS. Targets (issue 2):
 RSS < 10 MiB."""
 import argparse
 import os
+import re
 import shutil
 import time
 
@@ -24,6 +25,33 @@ def rss_kib(pid):
     return 0
 
 
+def smaps_kib(pid):
+    """Resident memory by kind: the totals of smaps_rollup, and the Rss of the [heap] mapping."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    out["Heap"] = 0
+    with open(f"/proc/{pid}/smaps") as f:
+        in_heap = False
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                in_heap = line.rstrip().endswith("[heap]")
+            elif in_heap and line.startswith("Rss:"):
+                out["Heap"] += int(line.split()[1])
+    return out
+
+
+def heap_report(pid, resources):
+    m = smaps_kib(pid)
+    file_backed = m["Rss"] - m["Anonymous"]
+    print(f"RSS {m['Rss'] / 1024:.1f} MiB: file-backed {file_backed / 1024:.1f} MiB, "
+          f"anonymous {m['Anonymous'] / 1024:.1f} MiB (heap {m['Heap'] / 1024:.1f} MiB, "
+          f"{m['Heap'] / max(resources, 1):.1f} KiB per resource)", flush=True)
+
+
 def config(groups, per_group):
     lines = ["cluster: {name: bench, id: 1}", "nodes: [{name: node1, id: 1}]", "groups:"]
     for g in range(groups):
@@ -41,6 +69,8 @@ def main():
     ap.add_argument("--per-group", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--heap", action="store_true",
+                    help="also break RSS down (file-backed, anonymous, heap) after each run")
     args = ap.parse_args()
     work = harness.make_workdir()
     d = harness.Daemon(work, config(args.groups, args.per_group))
@@ -56,6 +86,8 @@ def main():
             time.sleep(args.seconds)  # measuring idle time, not synchronising
             cpus.append(100.0 * (cpu_ticks(pid) - c0) / hz / (time.monotonic() - t0))
             rsss.append(rss_kib(pid) / 1024)
+            if args.heap:
+                heap_report(pid, args.groups * args.per_group)
         print(f"{args.groups} groups x {args.per_group} resources, {args.seconds:.0f} s windows")
         summary("idle CPU", cpus, unit="% of a core", target=0.5)
         summary("RSS", rsss, unit="MiB", target=10)
