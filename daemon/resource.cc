@@ -35,13 +35,20 @@ const char* to_string(Target target) {
   return i >= 0 && i < kTargetCount ? kTargetNames[i] : "?";
 }
 
-Resource::Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
+Resource::Resource(std::shared_ptr<const ResourceConfig> config,
+                   std::shared_ptr<const DriverContext> context, DriverFactory factory,
                    ResourceObserver& observer)
     : config_(std::move(config)),
       context_(std::move(context)),
       factory_(std::move(factory)),
       observer_(observer),
       since_wall_usec_(wall_now_usec()) {}
+
+Resource::Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
+                   ResourceObserver& observer)
+    : Resource(std::make_shared<const ResourceConfig>(std::move(config)),
+               std::make_shared<const DriverContext>(std::move(context)), std::move(factory),
+               observer) {}
 
 Resource::~Resource() { detach(); }
 
@@ -63,7 +70,7 @@ void Resource::enter_state(ResourceState to, std::string reason, Usec wall_usec)
 
 Result<void> Resource::ensure_driver() {
   if (driver_) return {};
-  auto made = factory_(config_, context_);
+  auto made = factory_(*config_, *context_);
   if (!made) return std::unexpected(made.error());
   if (!*made) return fail("the driver factory made no driver for resource '{}'", name());
   driver_ = std::move(*made);
@@ -92,7 +99,7 @@ void Resource::stop() {
 
 void Resource::cancel() {
   if (action_ == Action::None) return;
-  log(LogLevel::Debug, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "cancelling {}",
+  log(LogLevel::Debug, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "cancelling {}",
       to_string(action_));
   action_ = Action::None;
   ++action_id_;
@@ -123,8 +130,7 @@ void Resource::finish(std::uint64_t id, Action action, ActionResult result) {
 void Resource::take_pending_config(
     const std::function<void(std::unique_ptr<ResourceDriver>)>& retire) {
   if (!pending_config_) return;
-  config_ = std::move(*pending_config_);
-  pending_config_.reset();
+  config_ = std::move(pending_config_);
   if (driver_) {
     driver_->set_failure_handler(nullptr);
     retire(std::move(driver_));
@@ -140,9 +146,9 @@ void Resource::detach() {
 }
 
 void Resource::arm_restart_delay(Duration delay, std::function<void()> fn) {
-  auto armed = restart_delay_.arm(context_.loop, delay, timer_name("restart-delay"), std::move(fn));
+  auto armed = restart_delay_.arm(context_->loop, delay, timer_name("restart-delay"), std::move(fn));
   if (!armed) {
-    log(LogLevel::Err, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "{}",
+    log(LogLevel::Err, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "{}",
         armed.error().to_string());
   }
 }
@@ -157,11 +163,11 @@ void Resource::arm_monitor(MonitorLevel level) {
   if (interval.count() <= 0) return;  // 0 disables this check.
   bool thorough = level == MonitorLevel::IsAlive;
   auto armed = monitor_timer(level).arm(
-      context_.loop, interval, timer_name(thorough ? "is-alive" : "looks-alive"),
+      context_->loop, interval, timer_name(thorough ? "is-alive" : "looks-alive"),
       [this, level] { on_monitor_due(level); },
       thorough ? kIsAlivePriority : SD_EVENT_PRIORITY_NORMAL);
   if (!armed) {
-    log(LogLevel::Err, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "{}",
+    log(LogLevel::Err, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "{}",
         armed.error().to_string());
   }
 }
@@ -170,7 +176,7 @@ void Resource::on_monitor_due(MonitorLevel level) {
   if (state_ != ResourceState::Online) return;
   arm_monitor(level);
   if (busy() || !driver_) {
-    log(LogLevel::Debug, {{"GROUP", context_.group}, {"RESOURCE", name()}},
+    log(LogLevel::Debug, {{"GROUP", context_->group}, {"RESOURCE", name()}},
         "skipping {} check: {} in progress", to_string(level), to_string(action_));
     return;
   }
@@ -184,11 +190,11 @@ Timer& Resource::monitor_timer(MonitorLevel level) {
 }
 
 Duration Resource::monitor_interval(MonitorLevel level) const {
-  return level == MonitorLevel::IsAlive ? config_.monitor.is_alive : config_.monitor.looks_alive;
+  return level == MonitorLevel::IsAlive ? config_->monitor.is_alive : config_->monitor.looks_alive;
 }
 
 std::string Resource::timer_name(const char* what) const {
-  return fmt::format("{}:{}/{}", what, context_.group, name());
+  return fmt::format("{}:{}/{}", what, context_->group, name());
 }
 
 }  // namespace clusterd

@@ -60,7 +60,12 @@ class ResourceObserver {
 /// A resource of a group on this node. Single-threaded, driven by the loop.
 class Resource {
  public:
-  /// `context` is the group's driver context; `factory` makes the driver on first start.
+  /// `config` is the resource's definition, `context` the group's driver context (both shared,
+  /// not copied: a daemon runs hundreds of resources); `factory` makes the driver on first start.
+  Resource(std::shared_ptr<const ResourceConfig> config,
+           std::shared_ptr<const DriverContext> context, DriverFactory factory,
+           ResourceObserver& observer);
+  /// The same with private copies of `config` and `context` (for tests and single resources).
   Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
            ResourceObserver& observer);
   ~Resource();
@@ -68,9 +73,9 @@ class Resource {
   Resource& operator=(const Resource&) = delete;
 
   /// The resource's name.
-  const std::string& name() const { return config_.name; }
+  const std::string& name() const { return config_->name; }
   /// The definition the current driver was made from.
-  const ResourceConfig& config() const { return config_; }
+  const ResourceConfig& config() const { return *config_; }
   /// Current state.
   ResourceState state() const { return state_; }
   /// Reason of the last transition.
@@ -106,9 +111,17 @@ class Resource {
   void cancel();
 
   /// A new definition, taken when the resource is offline and idle.
-  void set_pending_config(ResourceConfig config) { pending_config_ = std::move(config); }
+  void set_pending_config(std::shared_ptr<const ResourceConfig> config) {
+    pending_config_ = std::move(config);
+  }
+  /// An unchanged definition from a newer configuration: shared from there from now on, so the
+  /// older configuration can be freed. Drops a pending definition (the change was undone).
+  void share_config(std::shared_ptr<const ResourceConfig> same) {
+    config_ = std::move(same);
+    pending_config_.reset();
+  }
   /// True when a new definition waits.
-  bool has_pending_config() const { return pending_config_.has_value(); }
+  bool has_pending_config() const { return pending_config_ != nullptr; }
   /// Switches to the pending definition; the old driver is handed to `retire` (it may be in
   /// its own callback now, so it must not be destroyed here).
   void take_pending_config(const std::function<void(std::unique_ptr<ResourceDriver>)>& retire);
@@ -133,9 +146,9 @@ class Resource {
   Duration monitor_interval(MonitorLevel level) const;
   std::string timer_name(const char* what) const;
 
-  ResourceConfig config_;
-  std::optional<ResourceConfig> pending_config_;
-  DriverContext context_;
+  std::shared_ptr<const ResourceConfig> config_;
+  std::shared_ptr<const ResourceConfig> pending_config_;
+  std::shared_ptr<const DriverContext> context_;
   DriverFactory factory_;
   ResourceObserver& observer_;
   std::unique_ptr<ResourceDriver> driver_;
