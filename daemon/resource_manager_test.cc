@@ -280,6 +280,16 @@ TEST_CASE_FIXTURE(Fixture, "both health checks run on their own intervals") {
   CHECK(world.calls().empty());  // Checks stop with the resource.
 }
 
+TEST_CASE_FIXTURE(Fixture, "the thorough check wins when both fall due together") {
+  GroupConfig g = web_group();
+  g.resources[2].monitor.looks_alive = 5ms;  // disk: the same interval for both
+  g.resources[2].monitor.is_alive = 5ms;
+  apply({g});
+  REQUIRE(rm->online_resource("web", "disk", "test"));
+  REQUIRE(run_until(loop.get(), [&] { return world.count("monitor disk is-alive") >= 3; }));
+  CHECK(world.count("monitor disk looks-alive") == 0);
+}
+
 TEST_CASE_FIXTURE(Fixture, "a health check falling due while an action runs is skipped") {
   GroupConfig g = web_group();
   g.resources[3].monitor.looks_alive = 2ms;
