@@ -83,7 +83,7 @@ class Resource {
   /// Wall clock of the last transition.
   Usec since_wall_usec() const { return since_wall_usec_; }
   /// Outcome of the last health check at `level` ("ok", "failed", ...), "" before the first.
-  const std::string& last_check(MonitorLevel level) const {
+  const char* last_check(MonitorLevel level) const {
     return last_check_[level == MonitorLevel::IsAlive ? 1 : 0];
   }
   /// The action in flight, or None.
@@ -158,7 +158,7 @@ class Resource {
   ResourceState state_ = ResourceState::Offline;
   std::string reason_;
   Usec since_wall_usec_ = 0;
-  std::string last_check_[2];  ///< By MonitorLevel: LooksAlive, IsAlive.
+  const char* last_check_[2] = {"", ""};  ///< By MonitorLevel: to_string(ActionStatus).
   Action action_ = Action::None;
   std::uint64_t action_id_ = 0;  ///< Tells a stale completion (after cancel) from the current.
   MonitorLevel monitor_level_ = MonitorLevel::LooksAlive;  ///< Of the monitor in flight.
