@@ -20,7 +20,7 @@ constexpr int kGroups = 100;
 constexpr int kPerGroup = 3;
 constexpr int kResources = kGroups * kPerGroup;
 
-// Generous: the engine needs about a third of it today (it needed 5 KiB before issue 2).
+// Generous: the engine needs about 1.5 KiB today (it needed 5 KiB before issue 2).
 constexpr std::size_t kMaxBytesPerResource = 3 * 1024;
 
 /// Answers every action with Ok from the loop; holds nothing but its pending answer.
