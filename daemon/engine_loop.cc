@@ -16,20 +16,38 @@ Usec to_usec(Duration d) { return d.count() <= 0 ? 0 : static_cast<Usec>(d.count
 Result<void> Timer::arm(sd_event* loop, Duration after, const std::string& name,
                         std::function<void()> fn, int priority) {
   fn_ = std::move(fn);
-  if (!source_) {
-    sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(loop, &s, CLOCK_BOOTTIME, to_usec(after), kTimerAccuracyUsec,
-                                       on_fire, this);
-    if (r < 0) return fail_errno(r, "cannot add timer {}", name);
-    source_.reset(s);
-  } else {
-    int r = sd_event_source_set_time_relative(source_.get(), to_usec(after));
-    if (r < 0) return fail_errno(r, "cannot re-arm timer {}", name);
-    sd_event_source_set_enabled(source_.get(), SD_EVENT_ONESHOT);
-  }
-  sd_event_source_set_description(source_.get(), name.c_str());
+  if (auto r = set(loop, to_usec(after), true, name); !r) return r;
   sd_event_source_set_priority(source_.get(), priority);
   armed_ = true;
+  return {};
+}
+
+Result<void> Timer::arm_at(sd_event* loop, MonoTime when, const std::string& name,
+                           std::function<void()> fn, int priority) {
+  fn_ = std::move(fn);
+  if (auto r = set(loop, when.usec, false, name); !r) return r;
+  sd_event_source_set_priority(source_.get(), priority);
+  armed_ = true;
+  return {};
+}
+
+// Creates the event source on first use and names it then; later arms only move it.
+Result<void> Timer::set(sd_event* loop, Usec usec, bool relative, const std::string& name) {
+  if (!source_) {
+    sd_event_source* s = nullptr;
+    int r = relative ? sd_event_add_time_relative(loop, &s, CLOCK_BOOTTIME, usec,
+                                                  kTimerAccuracyUsec, on_fire, this)
+                     : sd_event_add_time(loop, &s, CLOCK_BOOTTIME, usec, kTimerAccuracyUsec,
+                                         on_fire, this);
+    if (r < 0) return fail_errno(r, "cannot add timer {}", name);
+    source_.reset(s);
+    sd_event_source_set_description(s, name.c_str());
+    return {};
+  }
+  int r = relative ? sd_event_source_set_time_relative(source_.get(), usec)
+                   : sd_event_source_set_time(source_.get(), usec);
+  if (r < 0) return fail_errno(r, "cannot re-arm timer {}", name);
+  sd_event_source_set_enabled(source_.get(), SD_EVENT_ONESHOT);
   return {};
 }
 

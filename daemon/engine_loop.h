@@ -21,10 +21,14 @@ class Timer {
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
-  /// (Re)arms the timer to call `fn` once, `after` from now; `name` shows in sd-event debugging.
+  /// (Re)arms the timer to call `fn` once, `after` from now; `name` shows in sd-event debugging
+  /// (the name given when the timer is first armed).
   /// `priority` orders timers that fall due together (lower runs first).
   Result<void> arm(sd_event* loop, Duration after, const std::string& name,
                    std::function<void()> fn, int priority = SD_EVENT_PRIORITY_NORMAL);
+  /// (Re)arms the timer to call `fn` once at `when` (at once if that has passed).
+  Result<void> arm_at(sd_event* loop, MonoTime when, const std::string& name,
+                      std::function<void()> fn, int priority = SD_EVENT_PRIORITY_NORMAL);
   /// Cancels the timer if armed.
   void disarm();
   /// True while armed and not yet fired.
@@ -32,6 +36,7 @@ class Timer {
 
  private:
   static int on_fire(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
+  Result<void> set(sd_event* loop, Usec usec, bool relative, const std::string& name);
 
   EventSourcePtr source_;
   std::function<void()> fn_;

@@ -19,18 +19,37 @@ bool running(S s) { return s == S::Online || s == S::OnlinePending; }
 
 }  // namespace
 
-Group::Group(const GroupConfig& config, Engine& engine)
-    : engine_(engine), config_(config), context_(engine.base) {
-  context_.group = config.name;
-  context_.loop = engine.loop;
-  for (const auto& rc : config_.resources) resources_.push_back(make_resource(rc));
+namespace {
+
+// A resource's definition shares ownership of the Config it is part of: no copy per resource.
+std::shared_ptr<const ResourceConfig> share(const std::shared_ptr<const GroupConfig>& group,
+                                            const ResourceConfig& resource) {
+  return std::shared_ptr<const ResourceConfig>(group, &resource);
+}
+
+std::shared_ptr<const DriverContext> group_context(const Engine& engine, const std::string& group) {
+  auto context = std::make_shared<DriverContext>(engine.base);
+  context->group = group;
+  context->loop = engine.loop;
+  return context;
+}
+
+}  // namespace
+
+Group::Group(std::shared_ptr<const GroupConfig> config, Engine& engine)
+    : engine_(engine),
+      definition_(config),
+      config_(std::move(config)),
+      context_(group_context(engine, config_->name)) {
+  for (const auto& rc : config_->resources)
+    resources_.push_back(make_resource(share(config_, rc)));
 }
 
 Group::~Group() = default;
 
-std::unique_ptr<Resource> Group::make_resource(const ResourceConfig& config) {
+std::unique_ptr<Resource> Group::make_resource(std::shared_ptr<const ResourceConfig> config) {
   ResourceObserver& observer = *this;
-  return std::make_unique<Resource>(config, context_, engine_.factory, observer);
+  return std::make_unique<Resource>(std::move(config), context_, engine_.factory, observer);
 }
 
 Resource* Group::find(const std::string& name) const {
@@ -69,12 +88,12 @@ void Group::set_targets(const std::vector<std::string>& names, Target target,
 
 void Group::online(const std::string& reason) {
   failing_ = false;
-  set_targets(all_resources(config_), Target::Online, reason);
+  set_targets(all_resources(*config_), Target::Online, reason);
   reconcile();
 }
 
 void Group::offline(const std::string& reason) {
-  set_targets(all_resources(config_), Target::Offline, reason);
+  set_targets(all_resources(*config_), Target::Offline, reason);
   reconcile();
 }
 
@@ -82,7 +101,7 @@ Result<void> Group::online_resource(const std::string& resource, const std::stri
   Resource* r = find(resource);
   if (r == nullptr || r->intent().removing)
     return fail("group '{}' has no resource '{}'", name(), resource);
-  set_targets(with_dependencies(config_, resource), Target::Online, reason);
+  set_targets(with_dependencies(*config_, resource), Target::Online, reason);
   reconcile();
   return {};
 }
@@ -91,7 +110,7 @@ Result<void> Group::offline_resource(const std::string& resource, const std::str
   Resource* r = find(resource);
   if (r == nullptr || r->intent().removing)
     return fail("group '{}' has no resource '{}'", name(), resource);
-  set_targets(with_dependents(config_, resource), Target::Offline, reason);
+  set_targets(with_dependents(*config_, resource), Target::Offline, reason);
   reconcile();
   return {};
 }
@@ -156,7 +175,7 @@ void Group::stop_step() {
     view[r->name()] = stop_view(*r);
     if (wants_stop(*r)) wanted.push_back(r->name());
   }
-  for (const auto& name : next_to_stop(config_, view, wanted)) {
+  for (const auto& name : next_to_stop(*config_, view, wanted)) {
     Resource* r = find(name);
     if (r != nullptr && r->action() != Action::Stop && wants_stop(*r)) begin_stop(*r);
   }
@@ -169,7 +188,7 @@ void Group::start_step() {
     view[r->name()] = start_view(*r);
     if (wants_start(*r)) wanted.push_back(r->name());
   }
-  for (const auto& name : next_to_start(config_, view, wanted)) {
+  for (const auto& name : next_to_start(*config_, view, wanted)) {
     Resource* r = find(name);
     if (r != nullptr && r->state() == S::Offline && !r->busy() && wants_start(*r)) begin_start(*r);
   }
@@ -308,7 +327,7 @@ void Group::restart(Resource& r, const std::string& reason) {
 
 void Group::fail_resource(Resource& r) {
   r.intent().hold_failed = true;
-  for (const auto& name : others(with_dependents(config_, r.name()), r.name())) {
+  for (const auto& name : others(with_dependents(*config_, r.name()), r.name())) {
     Intent& in = find(name)->intent();
     in.target = Target::Offline;
     in.reason = fmt::format("{} failed", r.name());
@@ -335,7 +354,7 @@ void Group::fail_permanently(Resource& r, const std::string& reason) {
 // `name` (when running) and everything running that depends on it must go offline before they
 // may start again.
 void Group::recycle_from(const std::string& name, const std::string& reason) {
-  for (const auto& n : with_dependents(config_, name)) {
+  for (const auto& n : with_dependents(*config_, name)) {
     Resource* d = find(n);
     if (d == nullptr || !running(d->state())) continue;
     d->intent().recycle = true;
@@ -382,7 +401,7 @@ void Group::record(const std::string& kind, const std::string& resource, const c
   Event e;
   e.wall_usec = wall_usec;
   e.kind = kind;
-  e.node = context_.node_name;
+  e.node = context_->node_name;
   e.group = name();
   e.resource = resource;
   e.from = from;
@@ -393,42 +412,56 @@ void Group::record(const std::string& kind, const std::string& resource, const c
 
 // ---- Configuration -----------------------------------------------------------------------
 
-void Group::apply(const GroupConfig& next) {
+void Group::apply(std::shared_ptr<const GroupConfig> next) {
   removing_ = false;
   std::vector<std::unique_ptr<Resource>> kept;
   std::vector<std::string> changed;
-  for (const auto& rc : next.resources) {
+  for (const auto& rc : next->resources) {
     auto it = std::find_if(resources_.begin(), resources_.end(),
                            [&](const auto& r) { return r && r->name() == rc.name; });
     if (it == resources_.end()) {
-      kept.push_back(make_resource(rc));  // Added: offline until asked.
+      kept.push_back(make_resource(share(next, rc)));  // Added: offline until asked.
       continue;
     }
     Resource& r = **it;
     r.intent().removing = false;
     if (!(r.config() == rc)) {
-      change_definition(r, rc);
+      change_definition(r, share(next, rc));
       changed.push_back(rc.name);
+    } else {
+      r.share_config(share(next, rc));
     }
     kept.push_back(std::move(*it));
   }
-  GroupConfig planning = next;
   for (auto& r : resources_) {
     if (!r) continue;  // Moved to `kept`.
     mark_removed(*r);
-    planning.resources.push_back(r->config());
     kept.push_back(std::move(r));
   }
   resources_ = std::move(kept);
-  config_ = std::move(planning);
+  definition_ = std::move(next);
+  config_ = planning_config();
   for (const auto& name : changed) recycle_from(name, "definition changed");
   reconcile();
 }
 
-void Group::change_definition(Resource& r, const ResourceConfig& next) {
+// Removed resources are planned with (their dependents go offline first) until they are
+// dropped; the copy this takes exists only while there are any.
+std::shared_ptr<const GroupConfig> Group::planning_config() const {
+  std::shared_ptr<GroupConfig> plan;
+  for (const auto& r : resources_) {
+    if (!r->intent().removing || definition_->find(r->name()) != nullptr) continue;
+    if (!plan) plan = std::make_shared<GroupConfig>(*definition_);
+    plan->resources.push_back(r->config());
+  }
+  if (!plan) return definition_;
+  return plan;
+}
+
+void Group::change_definition(Resource& r, std::shared_ptr<const ResourceConfig> next) {
   log(LogLevel::Info, {{"GROUP", name()}, {"RESOURCE", r.name()}}, "definition of {} changed",
       r.name());
-  r.set_pending_config(next);
+  r.set_pending_config(std::move(next));
   if (r.state() == S::Offline && !r.busy()) after_offline(r);
 }
 
@@ -450,6 +483,7 @@ void Group::remove() {
 }
 
 void Group::drop_removed_resources() {
+  bool dropped = false;
   for (auto it = resources_.begin(); it != resources_.end();) {
     Resource& r = **it;
     if (!r.intent().removing || r.state() != S::Offline || r.busy() || removing_) {
@@ -458,12 +492,13 @@ void Group::drop_removed_resources() {
     }
     log(LogLevel::Info, {{"GROUP", name()}, {"RESOURCE", r.name()}}, "dropped resource {}",
         r.name());
-    std::erase_if(config_.resources, [&](const ResourceConfig& c) { return c.name == r.name(); });
     r.detach();
     // Not destroyed here: we may be inside its driver's callback.
     engine_.deferred.post([gone = std::shared_ptr<Resource>(std::move(*it))] {});
     it = resources_.erase(it);
+    dropped = true;
   }
+  if (dropped) config_ = planning_config();
 }
 
 // ---- Status ------------------------------------------------------------------------------
@@ -490,7 +525,7 @@ GroupStatus Group::status() const {
     any_up = any_up || r->state() != S::Offline;
     s.resources.push_back(std::move(rs));
   }
-  s.owner = any_up ? context_.node_name : "";
+  s.owner = any_up ? context_->node_name : "";
   return s;
 }
 

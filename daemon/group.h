@@ -42,14 +42,15 @@ struct Engine {
 /// A resource group on this node. Single-threaded, driven by the loop.
 class Group final : private ResourceObserver {
  public:
-  /// Adopts `config`: every resource offline, nothing started.
-  Group(const GroupConfig& config, Engine& engine);
+  /// Adopts `config` (shared with the Config it belongs to, not copied): every resource
+  /// offline, nothing started.
+  Group(std::shared_ptr<const GroupConfig> config, Engine& engine);
   ~Group();
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
   /// The group's name.
-  const std::string& name() const { return config_.name; }
+  const std::string& name() const { return config_->name; }
   /// Derived from the resources' states.
   GroupState state() const { return state_; }
 
@@ -63,7 +64,7 @@ class Group final : private ResourceObserver {
   Result<void> offline_resource(const std::string& resource, const std::string& reason);
 
   /// Takes a new definition of the group: see ResourceManager::apply.
-  void apply(const GroupConfig& next);
+  void apply(std::shared_ptr<const GroupConfig> next);
   /// The group left the configuration: everything goes offline, then the manager drops it.
   void remove();
   /// True once remove() was called (and no apply() brought the group back).
@@ -106,17 +107,21 @@ class Group final : private ResourceObserver {
 
   void set_targets(const std::vector<std::string>& names, Target target, const std::string& reason);
   void mark_removed(Resource& r);
-  void change_definition(Resource& r, const ResourceConfig& next);
+  void change_definition(Resource& r, std::shared_ptr<const ResourceConfig> next);
   void recycle_from(const std::string& name, const std::string& reason);
   void drop_removed_resources();
-  std::unique_ptr<Resource> make_resource(const ResourceConfig& config);
+  std::shared_ptr<const GroupConfig> planning_config() const;
+  std::unique_ptr<Resource> make_resource(std::shared_ptr<const ResourceConfig> config);
   Resource* find(const std::string& name) const;
   std::vector<std::string> others(const std::vector<std::string>& names,
                                   const std::string& except) const;
 
   Engine& engine_;
-  GroupConfig config_;  ///< The new definition plus removed resources still going offline.
-  DriverContext context_;
+  std::shared_ptr<const GroupConfig> definition_;  ///< As configured; shares the Config.
+  /// What plans are made with: definition_, or while removed resources are still going offline,
+  /// a copy of it with them appended.
+  std::shared_ptr<const GroupConfig> config_;
+  std::shared_ptr<const DriverContext> context_;  ///< Shared by the group's resources.
   std::vector<std::unique_ptr<Resource>> resources_;  ///< In config_ order.
   GroupState state_ = GroupState::Offline;
   std::string reason_;

@@ -1,5 +1,6 @@
 #include "resource.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -13,11 +14,6 @@ constexpr const char* kActionNames[] = {"none", "start", "stop", "monitor"};
 static_assert(std::size(kActionNames) == kActionCount);
 constexpr const char* kTargetNames[] = {"offline", "online"};
 static_assert(std::size(kTargetNames) == kTargetCount);
-
-// IsAlive is the thorough check and subsumes LooksAlive: when both fall due together it runs
-// first (and the LooksAlive check is skipped as the driver is busy), instead of being starved
-// by a LooksAlive interval that divides its own.
-constexpr int kIsAlivePriority = SD_EVENT_PRIORITY_NORMAL - 1;
 
 std::string describe(const ActionResult& result) {
   return result.reason.empty() ? to_string(result.status) : result.reason;
@@ -35,13 +31,20 @@ const char* to_string(Target target) {
   return i >= 0 && i < kTargetCount ? kTargetNames[i] : "?";
 }
 
-Resource::Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
+Resource::Resource(std::shared_ptr<const ResourceConfig> config,
+                   std::shared_ptr<const DriverContext> context, DriverFactory factory,
                    ResourceObserver& observer)
     : config_(std::move(config)),
       context_(std::move(context)),
       factory_(std::move(factory)),
       observer_(observer),
       since_wall_usec_(wall_now_usec()) {}
+
+Resource::Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
+                   ResourceObserver& observer)
+    : Resource(std::make_shared<const ResourceConfig>(std::move(config)),
+               std::make_shared<const DriverContext>(std::move(context)), std::move(factory),
+               observer) {}
 
 Resource::~Resource() { detach(); }
 
@@ -53,17 +56,16 @@ void Resource::enter_state(ResourceState to, std::string reason, Usec wall_usec)
   reason_ = std::move(reason);
   since_wall_usec_ = wall_usec;
   if (to == ResourceState::Online) {
-    arm_monitors();
+    start_monitors();
   } else if (was_online) {
-    looks_alive_.disarm();
-    is_alive_.disarm();
+    stop_monitors();
     if (action_ == Action::Monitor) cancel();
   }
 }
 
 Result<void> Resource::ensure_driver() {
   if (driver_) return {};
-  auto made = factory_(config_, context_);
+  auto made = factory_(*config_, *context_);
   if (!made) return std::unexpected(made.error());
   if (!*made) return fail("the driver factory made no driver for resource '{}'", name());
   driver_ = std::move(*made);
@@ -92,7 +94,7 @@ void Resource::stop() {
 
 void Resource::cancel() {
   if (action_ == Action::None) return;
-  log(LogLevel::Debug, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "cancelling {}",
+  log(LogLevel::Debug, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "cancelling {}",
       to_string(action_));
   action_ = Action::None;
   ++action_id_;
@@ -123,8 +125,7 @@ void Resource::finish(std::uint64_t id, Action action, ActionResult result) {
 void Resource::take_pending_config(
     const std::function<void(std::unique_ptr<ResourceDriver>)>& retire) {
   if (!pending_config_) return;
-  config_ = std::move(*pending_config_);
-  pending_config_.reset();
+  config_ = std::move(pending_config_);
   if (driver_) {
     driver_->set_failure_handler(nullptr);
     retire(std::move(driver_));
@@ -132,45 +133,66 @@ void Resource::take_pending_config(
 }
 
 void Resource::detach() {
-  looks_alive_.disarm();
-  is_alive_.disarm();
+  stop_monitors();
   restart_delay_.disarm();
   cancel();
   if (driver_) driver_->set_failure_handler(nullptr);
 }
 
 void Resource::arm_restart_delay(Duration delay, std::function<void()> fn) {
-  auto armed = restart_delay_.arm(context_.loop, delay, timer_name("restart-delay"), std::move(fn));
+  auto armed = restart_delay_.arm(context_->loop, delay, timer_name("restart-delay"), std::move(fn));
   if (!armed) {
-    log(LogLevel::Err, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "{}",
+    log(LogLevel::Err, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "{}",
         armed.error().to_string());
   }
 }
 
-void Resource::arm_monitors() {
-  arm_monitor(MonitorLevel::LooksAlive);
-  arm_monitor(MonitorLevel::IsAlive);
+void Resource::start_monitors() {
+  MonoTime now = mono_now();
+  for (MonitorLevel level : {MonitorLevel::LooksAlive, MonitorLevel::IsAlive}) {
+    Duration interval = monitor_interval(level);
+    monitor_due(level) = interval.count() > 0 ? now + interval : MonoTime{};  // 0 disables it.
+  }
+  schedule_monitor();
 }
 
-void Resource::arm_monitor(MonitorLevel level) {
-  Duration interval = monitor_interval(level);
-  if (interval.count() <= 0) return;  // 0 disables this check.
-  bool thorough = level == MonitorLevel::IsAlive;
-  auto armed = monitor_timer(level).arm(
-      context_.loop, interval, timer_name(thorough ? "is-alive" : "looks-alive"),
-      [this, level] { on_monitor_due(level); },
-      thorough ? kIsAlivePriority : SD_EVENT_PRIORITY_NORMAL);
+void Resource::stop_monitors() {
+  monitor_due_[0] = monitor_due_[1] = MonoTime{};
+  monitor_timer_.disarm();
+}
+
+void Resource::schedule_monitor() {
+  MonoTime looks = monitor_due(MonitorLevel::LooksAlive);
+  MonoTime is = monitor_due(MonitorLevel::IsAlive);
+  MonoTime next = looks.usec == 0 ? is : is.usec == 0 ? looks : std::min(looks, is);
+  if (next.usec == 0) return;
+  auto armed = monitor_timer_.arm_at(context_->loop, next, timer_name("monitor"),
+                                     [this] { on_monitor_due(); });
   if (!armed) {
-    log(LogLevel::Err, {{"GROUP", context_.group}, {"RESOURCE", name()}}, "{}",
+    log(LogLevel::Err, {{"GROUP", context_->group}, {"RESOURCE", name()}}, "{}",
         armed.error().to_string());
   }
 }
 
-void Resource::on_monitor_due(MonitorLevel level) {
+// Each check that fell due is scheduled again one interval from now. IsAlive is the thorough
+// check and subsumes LooksAlive: when both fall due together it runs (and the LooksAlive check
+// is skipped as the driver is busy), instead of being starved by a LooksAlive interval that
+// divides its own.
+void Resource::on_monitor_due() {
   if (state_ != ResourceState::Online) return;
-  arm_monitor(level);
+  MonoTime now = mono_now();
+  for (MonitorLevel level : {MonitorLevel::IsAlive, MonitorLevel::LooksAlive}) {
+    MonoTime& due = monitor_due(level);
+    if (due.usec == 0 || now < due) continue;
+    due = now + monitor_interval(level);
+    run_monitor(level);
+  }
+  schedule_monitor();
+}
+
+void Resource::run_monitor(MonitorLevel level) {
   if (busy() || !driver_) {
-    log(LogLevel::Debug, {{"GROUP", context_.group}, {"RESOURCE", name()}},
+    log(LogLevel::Debug, {{"GROUP", context_->group}, {"RESOURCE", name()}},
         "skipping {} check: {} in progress", to_string(level), to_string(action_));
     return;
   }
@@ -179,16 +201,16 @@ void Resource::on_monitor_due(MonitorLevel level) {
       [level](ResourceDriver& d, ResourceDriver::Done done) { d.monitor(level, std::move(done)); });
 }
 
-Timer& Resource::monitor_timer(MonitorLevel level) {
-  return level == MonitorLevel::IsAlive ? is_alive_ : looks_alive_;
+MonoTime& Resource::monitor_due(MonitorLevel level) {
+  return monitor_due_[level == MonitorLevel::IsAlive ? 1 : 0];
 }
 
 Duration Resource::monitor_interval(MonitorLevel level) const {
-  return level == MonitorLevel::IsAlive ? config_.monitor.is_alive : config_.monitor.looks_alive;
+  return level == MonitorLevel::IsAlive ? config_->monitor.is_alive : config_->monitor.looks_alive;
 }
 
 std::string Resource::timer_name(const char* what) const {
-  return fmt::format("{}:{}/{}", what, context_.group, name());
+  return fmt::format("{}:{}/{}", what, context_->group, name());
 }
 
 }  // namespace clusterd

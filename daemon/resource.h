@@ -60,7 +60,12 @@ class ResourceObserver {
 /// A resource of a group on this node. Single-threaded, driven by the loop.
 class Resource {
  public:
-  /// `context` is the group's driver context; `factory` makes the driver on first start.
+  /// `config` is the resource's definition, `context` the group's driver context (both shared,
+  /// not copied: a daemon runs hundreds of resources); `factory` makes the driver on first start.
+  Resource(std::shared_ptr<const ResourceConfig> config,
+           std::shared_ptr<const DriverContext> context, DriverFactory factory,
+           ResourceObserver& observer);
+  /// The same with private copies of `config` and `context` (for tests and single resources).
   Resource(ResourceConfig config, DriverContext context, DriverFactory factory,
            ResourceObserver& observer);
   ~Resource();
@@ -68,9 +73,9 @@ class Resource {
   Resource& operator=(const Resource&) = delete;
 
   /// The resource's name.
-  const std::string& name() const { return config_.name; }
+  const std::string& name() const { return config_->name; }
   /// The definition the current driver was made from.
-  const ResourceConfig& config() const { return config_; }
+  const ResourceConfig& config() const { return *config_; }
   /// Current state.
   ResourceState state() const { return state_; }
   /// Reason of the last transition.
@@ -78,7 +83,7 @@ class Resource {
   /// Wall clock of the last transition.
   Usec since_wall_usec() const { return since_wall_usec_; }
   /// Outcome of the last health check at `level` ("ok", "failed", ...), "" before the first.
-  const std::string& last_check(MonitorLevel level) const {
+  const char* last_check(MonitorLevel level) const {
     return last_check_[level == MonitorLevel::IsAlive ? 1 : 0];
   }
   /// The action in flight, or None.
@@ -95,8 +100,8 @@ class Resource {
   RestartTracker& failures() { return failures_; }
   const RestartTracker& failures() const { return failures_; }
 
-  /// Records a transition the group has checked; arms the health checks on entering Online and
-  /// cancels them on leaving it.
+  /// Records a transition the group has checked; schedules the health checks on entering Online
+  /// and cancels them on leaving it.
   void enter_state(ResourceState to, std::string reason, Usec wall_usec);
   /// Starts the driver (making it first if needed); an error when no driver can be made.
   Result<void> start();
@@ -106,9 +111,17 @@ class Resource {
   void cancel();
 
   /// A new definition, taken when the resource is offline and idle.
-  void set_pending_config(ResourceConfig config) { pending_config_ = std::move(config); }
+  void set_pending_config(std::shared_ptr<const ResourceConfig> config) {
+    pending_config_ = std::move(config);
+  }
+  /// An unchanged definition from a newer configuration: shared from there from now on, so the
+  /// older configuration can be freed. Drops a pending definition (the change was undone).
+  void share_config(std::shared_ptr<const ResourceConfig> same) {
+    config_ = std::move(same);
+    pending_config_.reset();
+  }
   /// True when a new definition waits.
-  bool has_pending_config() const { return pending_config_.has_value(); }
+  bool has_pending_config() const { return pending_config_ != nullptr; }
   /// Switches to the pending definition; the old driver is handed to `retire` (it may be in
   /// its own callback now, so it must not be destroyed here).
   void take_pending_config(const std::function<void(std::unique_ptr<ResourceDriver>)>& retire);
@@ -126,16 +139,18 @@ class Resource {
   Result<void> ensure_driver();
   void run(Action action, const Call& call);
   void finish(std::uint64_t id, Action action, ActionResult result);
-  void arm_monitors();
-  void arm_monitor(MonitorLevel level);
-  void on_monitor_due(MonitorLevel level);
-  Timer& monitor_timer(MonitorLevel level);
+  void start_monitors();
+  void stop_monitors();
+  void schedule_monitor();
+  void on_monitor_due();
+  void run_monitor(MonitorLevel level);
+  MonoTime& monitor_due(MonitorLevel level);
   Duration monitor_interval(MonitorLevel level) const;
   std::string timer_name(const char* what) const;
 
-  ResourceConfig config_;
-  std::optional<ResourceConfig> pending_config_;
-  DriverContext context_;
+  std::shared_ptr<const ResourceConfig> config_;
+  std::shared_ptr<const ResourceConfig> pending_config_;
+  std::shared_ptr<const DriverContext> context_;
   DriverFactory factory_;
   ResourceObserver& observer_;
   std::unique_ptr<ResourceDriver> driver_;
@@ -143,15 +158,17 @@ class Resource {
   ResourceState state_ = ResourceState::Offline;
   std::string reason_;
   Usec since_wall_usec_ = 0;
-  std::string last_check_[2];  ///< By MonitorLevel: LooksAlive, IsAlive.
+  const char* last_check_[2] = {"", ""};  ///< By MonitorLevel: to_string(ActionStatus).
   Action action_ = Action::None;
   std::uint64_t action_id_ = 0;  ///< Tells a stale completion (after cancel) from the current.
   MonitorLevel monitor_level_ = MonitorLevel::LooksAlive;  ///< Of the monitor in flight.
 
   Intent intent_;
   RestartTracker failures_;
-  Timer looks_alive_;
-  Timer is_alive_;
+  /// When each check falls due next (by MonitorLevel), 0 when it is off. One timer serves
+  /// both, armed for the earlier: an event source costs ~300 bytes, and there are hundreds.
+  MonoTime monitor_due_[2];
+  Timer monitor_timer_;
   Timer restart_delay_;
 };
 

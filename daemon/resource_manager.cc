@@ -79,10 +79,12 @@ ResourceManager::~ResourceManager() = default;
 
 void ResourceManager::apply(ConfigPtr config) {
   for (const auto& gc : config->groups) {
+    // The groups share the configuration rather than copy it.
+    std::shared_ptr<const GroupConfig> shared(config, &gc);
     if (Group* g = impl_->find(gc.name)) {
-      g->apply(gc);
+      g->apply(std::move(shared));
     } else {
-      impl_->groups.push_back(std::make_unique<Group>(gc, impl_->engine));
+      impl_->groups.push_back(std::make_unique<Group>(std::move(shared), impl_->engine));
     }
   }
   // Snapshot: remove() may drop a group at once when it has nothing to take offline.

@@ -280,6 +280,16 @@ TEST_CASE_FIXTURE(Fixture, "both health checks run on their own intervals") {
   CHECK(world.calls().empty());  // Checks stop with the resource.
 }
 
+TEST_CASE_FIXTURE(Fixture, "the thorough check wins when both fall due together") {
+  GroupConfig g = web_group();
+  g.resources[2].monitor.looks_alive = 5ms;  // disk: the same interval for both
+  g.resources[2].monitor.is_alive = 5ms;
+  apply({g});
+  REQUIRE(rm->online_resource("web", "disk", "test"));
+  REQUIRE(run_until(loop.get(), [&] { return world.count("monitor disk is-alive") >= 3; }));
+  CHECK(world.count("monitor disk looks-alive") == 0);
+}
+
 TEST_CASE_FIXTURE(Fixture, "a health check falling due while an action runs is skipped") {
   GroupConfig g = web_group();
   g.resources[3].monitor.looks_alive = 2ms;
@@ -546,6 +556,49 @@ TEST_CASE_FIXTURE(Fixture, "apply adds offline and removes after taking offline"
   CHECK(rm->status()[0].name == "db");
   CHECK(world.index_of("stop app") < world.index_of("stop disk"));
   CHECK_FALSE(rm->online_group("web", "test"));
+}
+
+TEST_CASE_FIXTURE(Fixture, "a new configuration frees the old one once nothing uses it") {
+  ConfigPtr first = config_of({web_group()});
+  std::weak_ptr<const Config> old = first;
+  rm->apply(std::move(first));
+  REQUIRE(rm->online_group("web", "test"));
+  REQUIRE(wait_all("web", S::Online));
+
+  // Unchanged definitions move over to the new configuration at once.
+  ConfigPtr second = config_of({web_group()});
+  std::weak_ptr<const Config> middle = second;
+  rm->apply(std::move(second));
+  CHECK(old.expired());
+
+  // A changed and a removed resource keep theirs until they are offline.
+  GroupConfig next = web_group();
+  next.resources[0].timeouts.start = 3s;  // app changes
+  next.resources.pop_back();              // log goes
+  world.behaviour("app").mode = FakeMode::Manual;
+  rm->apply(config_of({next}));
+  REQUIRE(run_until(loop.get(), [&] { return world.waiting("app"); }));
+  CHECK_FALSE(middle.expired());
+  world.complete("app");
+  REQUIRE(run_until(loop.get(), [&] { return middle.expired(); }));
+  CHECK(rm->group_status("web")->resources.size() == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a change undone before it was taken is forgotten") {
+  apply({web_group()});
+  REQUIRE(rm->online_group("web", "test"));
+  REQUIRE(wait_all("web", S::Online));
+  world.behaviour("log").mode = FakeMode::Manual;
+  GroupConfig next = web_group();
+  next.resources[3].params["level"].scalar = "debug";  // log changes ...
+  apply({next});
+  REQUIRE(run_until(loop.get(), [&] { return world.waiting("log"); }));
+  apply({web_group()});  // ... and back, while it stops.
+  world.complete("log");
+  REQUIRE(run_until(loop.get(), [&] { return world.waiting("log"); }));
+  world.complete("log");
+  REQUIRE(wait_all("web", S::Online));
+  CHECK(world.made("log") == 1);  // Still the driver of the one definition it has.
 }
 
 TEST_CASE_FIXTURE(Fixture, "shutdown takes every group offline, then calls done") {

@@ -151,6 +151,24 @@ TEST_CASE("Timer fires once per arming and not after disarm") {
   CHECK(fired == 1);
 }
 
+TEST_CASE("Timer armed for a point in time fires then, and may be moved") {
+  EventPtr loop(new_loop());
+  Timer t;
+  MonoTime fired_at;
+  MonoTime start = mono_now();
+  REQUIRE(t.arm_at(loop.get(), start + 500ms, "test", [&] { fired_at = mono_now(); }));
+  REQUIRE(t.arm_at(loop.get(), start + 20ms, "test", [&] { fired_at = mono_now(); }));  // Sooner.
+  REQUIRE(testing::run_until(
+      loop.get(), [&] { return fired_at.usec != 0; }, 1s));
+  CHECK(fired_at.ms_since(start) >= 20);
+  CHECK(fired_at.ms_since(start) < 400);
+  CHECK_FALSE(t.armed());
+  fired_at = {};
+  REQUIRE(t.arm_at(loop.get(), start, "test", [&] { fired_at = mono_now(); }));  // Passed.
+  REQUIRE(testing::run_until(
+      loop.get(), [&] { return fired_at.usec != 0; }, 1s));
+}
+
 TEST_CASE("Deferred runs posted work later, in order") {
   EventPtr loop(new_loop());
   Deferred d(loop.get());

@@ -29,9 +29,8 @@ RestartDecision decide_restart(const RestartPolicy& policy, std::size_t recent_f
 }
 
 RestartDecision RestartTracker::on_failure(const RestartPolicy& policy, MonoTime now) {
-  // Forget what slid out of the window first, so the deque stays bounded by the threshold.
-  while (!failures_.empty() && !inside(failures_.front(), policy.period, now))
-    failures_.pop_front();
+  // Forget what slid out of the window first, so the list stays bounded by the threshold.
+  std::erase_if(failures_, [&](MonoTime t) { return !inside(t, policy.period, now); });
   failures_.push_back(now);
   return decide_restart(policy, failures_.size());
 }
