@@ -585,8 +585,8 @@ void ClusterService::report(const std::string& group, GroupPhase phase) {
 void ClusterService::on_local_change() { reconcile(); }
 
 void ClusterService::on_group_failed(const std::string& group) {
+  // Reported from the next tick: this runs inside the manager's own callback.
   failed_.insert(group);
-  reconcile();
 }
 
 void ClusterService::check_quorum(MonoTime now) {

@@ -51,15 +51,6 @@ struct ClusterContext {
   std::function<Result<void>(const std::string& yaml)> apply_config;
 };
 
-/// An administrator command for the coordinator.
-struct ClusterCommand {
-  std::string kind;   ///< "move", "online", "offline", "pause", "drain", "resume", "maintenance",
-                      ///< "apply".
-  std::string group;  ///< move/online/offline.
-  std::string node;   ///< move destination; pause/drain/resume node.
-  bool on = false;    ///< maintenance.
-  std::string text;   ///< apply: the YAML.
-};
 
 /// One node's membership and consensus, coordinator when elected.
 class ClusterService {

@@ -80,6 +80,16 @@ struct AdminChange {
   bool maintenance = false;
 };
 
+/// An administrator command for the coordinator.
+struct ClusterCommand {
+  std::string kind;   ///< "move", "online", "offline", "pause", "drain", "resume", "maintenance",
+                      ///< "apply".
+  std::string group;  ///< move/online/offline.
+  std::string node;   ///< move destination; pause/drain/resume node.
+  bool on = false;    ///< maintenance.
+  std::string text;   ///< apply: the YAML.
+};
+
 /// Entry payloads.
 Bytes encode_placement(const std::vector<PlacementAction>& actions, Usec wall_usec);
 Bytes encode_report(const GroupReport& report, Usec wall_usec);
