@@ -10,8 +10,8 @@ TEST_CASE("tables align columns and leave the last one unpadded") {
 
 TEST_CASE("resources show group/name, type with agent, dashes for no pid") {
   GroupView g{"web", "online", "node1", "", {}};
-  g.resources.push_back({"app", "process", "", "online", "started", 1, 77, 0});
-  g.resources.push_back({"d", "ocf", "heartbeat:Dummy", "offline", "", 0, 0, 0});
+  g.resources.push_back({"app", "process", "", "online", "started", 1, 77, 0, "ok", ""});
+  g.resources.push_back({"d", "ocf", "heartbeat:Dummy", "offline", "", 0, 0, 0, "", ""});
   std::string out = format_resources({g});
   CHECK(out.find("web/app   process              online   77   1         started") !=
         std::string::npos);

@@ -33,6 +33,8 @@ struct ResourceView {
   std::uint32_t restarts = 0;
   std::uint32_t pid = 0;  ///< 0 when there is no main process.
   Usec since_wall_usec = 0;
+  std::string last_looks_alive;  ///< Last LooksAlive outcome, "" before the first.
+  std::string last_is_alive;     ///< Last IsAlive outcome, "" before the first.
   friend bool operator==(const ResourceView&, const ResourceView&) = default;
 };
 

@@ -15,6 +15,7 @@
 #include "config_load.h"
 #include "daemon_policy.h"
 #include "log.h"
+#include "netlink_watcher.h"
 
 namespace clusterd {
 namespace {
@@ -117,6 +118,13 @@ void Daemon::start_manager() {
   context.cluster_name = config_->cluster.name;
   context.ocf_root = options_.ocf_root;
   context.state_dir = options_.state_dir;
+  // One rtnetlink watcher for every ip resource. Without it only ip resources fail (with this
+  // reason), so a daemon managing processes alone still runs.
+  if (auto netlink = NetlinkWatcher::create(loop_)) {
+    context.netlink = std::move(*netlink);
+  } else {
+    log(LogLevel::Warning, {}, "ip resources are unavailable: {}", netlink.error().to_string());
+  }
   manager_ = std::make_unique<ResourceManager>(loop_, history_, context);
   history_.set_listener([this](const Event&) { on_change(); });
   manager_->set_change_listener([this] { on_change(); });

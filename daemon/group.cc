@@ -485,6 +485,8 @@ GroupStatus Group::status() const {
     rs.restarts = static_cast<std::uint32_t>(r->failures().recent(r->config().restart.period, now));
     rs.main_pid = r->main_pid();
     rs.since_wall_usec = r->since_wall_usec();
+    rs.last_looks_alive = r->last_check(MonitorLevel::LooksAlive);
+    rs.last_is_alive = r->last_check(MonitorLevel::IsAlive);
     any_up = any_up || r->state() != S::Offline;
     s.resources.push_back(std::move(rs));
   }

@@ -110,6 +110,8 @@ void Resource::run(Action action, const Call& call) {
 void Resource::finish(std::uint64_t id, Action action, ActionResult result) {
   if (id != action_id_ || action_ != action) return;  // Cancelled: the answer is stale.
   action_ = Action::None;
+  if (action == Action::Monitor)
+    last_check_[monitor_level_ == MonitorLevel::IsAlive ? 1 : 0] = to_string(result.status);
   if (action != Action::Monitor) {
     observer_.on_action_done(*this, action, std::move(result));
   } else if (result.status != ActionStatus::Ok && state_ == ResourceState::Online) {

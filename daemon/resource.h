@@ -77,6 +77,10 @@ class Resource {
   const std::string& reason() const { return reason_; }
   /// Wall clock of the last transition.
   Usec since_wall_usec() const { return since_wall_usec_; }
+  /// Outcome of the last health check at `level` ("ok", "failed", ...), "" before the first.
+  const std::string& last_check(MonitorLevel level) const {
+    return last_check_[level == MonitorLevel::IsAlive ? 1 : 0];
+  }
   /// The action in flight, or None.
   Action action() const { return action_; }
   /// True while an action runs on the driver.
@@ -139,6 +143,7 @@ class Resource {
   ResourceState state_ = ResourceState::Offline;
   std::string reason_;
   Usec since_wall_usec_ = 0;
+  std::string last_check_[2];  ///< By MonitorLevel: LooksAlive, IsAlive.
   Action action_ = Action::None;
   std::uint64_t action_id_ = 0;  ///< Tells a stale completion (after cancel) from the current.
   MonitorLevel monitor_level_ = MonitorLevel::LooksAlive;  ///< Of the monitor in flight.

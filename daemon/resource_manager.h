@@ -45,6 +45,8 @@ struct ResourceStatus {
   std::uint32_t restarts = 0;  ///< Failures counted inside the restart period.
   pid_t main_pid = 0;
   Usec since_wall_usec = 0;  ///< When it entered this state.
+  std::string last_looks_alive;  ///< Last LooksAlive outcome ("ok", "failed", ...), "" if none.
+  std::string last_is_alive;     ///< Last IsAlive outcome, "" if none yet.
 };
 
 /// A group as the API shows it.

@@ -143,7 +143,7 @@ LedgerClient::Attempt LedgerClient::with_retries(Fn&& exchange, bool stoppable) 
 
 bool LedgerClient::ensure_connected(std::string& error) {
   if (connection_) return true;
-  auto fd = connect_to(options_.server, now_ms() + options_.timeout);
+  auto fd = connect_to(options_.server, now_ms() + options_.connect_timeout);
   if (!fd) {
     error = fd.error().to_string();
     return false;

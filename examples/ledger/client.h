@@ -24,7 +24,10 @@ struct ClientOptions {
   std::optional<Millis> duration;  ///< How long to write.
   Millis interval = 10;            ///< Pause after each acknowledged record.
   std::string client_id;           ///< Empty: a random one.
-  Millis timeout = 1000;           ///< Per request (and per connection attempt).
+  Millis timeout = 1000;           ///< Per request.
+  /// Per connection attempt. Short on purpose: a SYN sent while the address was moving is lost,
+  /// and the kernel would retransmit it only after 1 s; a fresh attempt finds the new owner.
+  Millis connect_timeout = 100;
   Millis warn_after = 3000;        ///< Tell the user once an outage lasts this long.
   Millis give_up = 60000;          ///< Stop once an outage lasts this long.
   bool json = false;               ///< Print the JSON report as the last line.

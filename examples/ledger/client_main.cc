@@ -16,7 +16,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: ledger-client SERVER:PORT (--count N | --duration S) [--interval MS]\n"
-    "         [--client-id ID] [--timeout MS] [--warn-after MS] [--give-up S] [--json]\n"
+    "         [--client-id ID] [--timeout MS] [--connect-timeout MS] [--max-backoff MS]\n"
+    "         [--warn-after MS] [--give-up S] [--json]\n"
     "Appends numbered records to a ledgerd, reconnecting through failures, then reads them\n"
     "back. Exit 0: nothing acknowledged was lost; 1: something was; 3: gave up; 2: usage.\n";
 
@@ -64,6 +65,8 @@ Result<void> apply_option(ClientOptions& o, std::string_view name, const std::st
   if (name == "--duration") return set_ms(o.duration.emplace(), true);
   if (name == "--interval") return set_ms(o.interval, false);
   if (name == "--timeout") return set_ms(o.timeout, false);
+  if (name == "--connect-timeout") return set_ms(o.connect_timeout, false);
+  if (name == "--max-backoff") return set_ms(o.backoff_cap, false);
   if (name == "--warn-after") return set_ms(o.warn_after, false);
   if (name == "--give-up") return set_ms(o.give_up, true);
   return fail("unknown option '{}'", name);
@@ -95,6 +98,9 @@ Result<ClientOptions> parse_options(int argc, char** argv, bool& help) {
   options.server = *endpoint;
   if (!options.count && !options.duration) return fail("give --count N or --duration S");
   if (options.timeout == 0) return fail("--timeout must be at least 1 ms");
+  if (options.connect_timeout == 0) return fail("--connect-timeout must be at least 1 ms");
+  if (options.backoff_cap < options.backoff_initial)
+    return fail("--max-backoff must be at least {} ms", options.backoff_initial);
   return options;
 }
 

@@ -2,8 +2,9 @@
 from . import topology
 
 GROUPS = ("ledger", "none")
-# Node-local until disk resources exist; then the group's LUN will be mounted here.
-LEDGER_DATA_DIR = "/var/lib/clusterd/ledger"
+# On the lab's shared directory (the same in every node) until disk resources exist; then the
+# group's LUN will be mounted here.
+LEDGER_DATA_DIR = "/var/lib/clusterlab-shared/ledger"
 
 
 def _header(topo, group):

@@ -16,7 +16,10 @@ from .run import LabError, netns_path, nsenter, run
 # Bind mounts in the node: lab directory NODE/KEY on PATH. /run comes last: it hides the lab
 # directory (under the host's /run) from the node.
 NODE_DIRS = {"etc": "/etc/clusterd", "lib": "/var/lib/clusterd", "run": "/run"}
-HOST_TARGETS = ("/etc/clusterd", "/var/lib/clusterd")
+# One directory of the lab, mounted at the same place in every node: it stands in for shared
+# storage (the ledger's data) until disk resources exist.
+SHARED = "/var/lib/clusterlab-shared"
+HOST_TARGETS = ("/etc/clusterd", "/var/lib/clusterd", SHARED)
 RUN_SUBDIRS = ("clusterd", "lock", "resource-agents")
 BUS = "/run/clusterd/bus"
 CONFIG = "/etc/clusterd/cluster.yaml"
@@ -29,6 +32,7 @@ class NodePaths:
         self.endpoint = endpoint
         self.name = endpoint.name
         self.dir = os.path.join(lab_dir, endpoint.name)
+        self.shared = os.path.join(lab_dir, "shared")
         self.mnt = os.path.join(lab_dir, "ns", f"{endpoint.name}.mnt")
         self.uts = os.path.join(lab_dir, "ns", f"{endpoint.name}.uts")
         self.net = netns_path(endpoint.netns)
@@ -64,6 +68,7 @@ def ensure_host_dirs(note):
 
 
 def make_dirs(paths):
+    os.makedirs(paths.shared, mode=0o755, exist_ok=True)
     for kind in NODE_DIRS:
         os.makedirs(paths.host_path(kind), mode=0o755, exist_ok=True)
     for sub in RUN_SUBDIRS:
@@ -89,6 +94,8 @@ def setup_inside(paths):
     _inside(paths, ["hostname", paths.name])
     _inside(paths, ["mount", "-t", "sysfs", "-o", "nosuid,nodev,noexec", "sysfs", "/sys"])
     drop_namespace_pins(paths)
+    # Before /run is replaced by the node's own: the shared directory lives under the host's.
+    _inside(paths, ["mount", "--bind", paths.shared, SHARED])
     for kind, target in NODE_DIRS.items():
         _inside(paths, ["mount", "--bind", paths.host_path(kind), target])
 

@@ -77,7 +77,8 @@ def test_group_online_in_dependency_order_and_offline_in_reverse(daemon_factory,
     d.ctl("online", "web")
     g = d.group("web")
     assert g["state"] == "online" and g["owner"] == "node1"
-    assert serving(port)
+    # `process` is online once exec succeeded; the server opens its port a moment later.
+    wait_for(lambda: serving(port), what="server answering")
     assert os.path.exists(f"{workdir}/dummy.state")
     app_pid = d.resource("web", "app")["pid"]
     assert pid_alive(app_pid)
@@ -97,7 +98,7 @@ def test_autostart_on_first_preferred_owner(daemon_factory, workdir):
     port = free_port()
     d = daemon_factory(web_config(workdir, port, autostart=True))
     d.wait_group("web", "online")
-    assert serving(port)
+    wait_for(lambda: serving(port), what="server answering")
 
 
 def test_single_resource_online_brings_dependencies(daemon_factory, workdir):
@@ -135,7 +136,7 @@ def test_kill9_restarts_within_policy_then_fails_group(daemon_factory, workdir):
     # An administrator's online clears the failure and starts over.
     d.ctl("online", "web")
     assert d.resource("web", "app")["restarts"] == 0
-    assert serving(port)
+    wait_for(lambda: serving(port), what="server answering")
 
 
 def test_hung_agent_times_out_and_its_process_group_is_killed(daemon_factory, workdir):
@@ -194,7 +195,7 @@ http {{
             params:
               configfile: {conf}
               httpd: /usr/sbin/nginx
-              testurl: http://127.0.0.1:{port}/
+              test20url: http://127.0.0.1:{port}/
               test20regex: clusterd nginx ok
             monitor: {{looks_alive: 2s, is_alive: 3s}}
     """)
