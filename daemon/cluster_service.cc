@@ -530,7 +530,12 @@ void ClusterService::reconcile() {
     bool mine = r.node == context_.node;
     bool want = mine && (r.phase == GroupPhase::Starting || r.phase == GroupPhase::Online);
     std::uint64_t epoch = state_.epochs.contains(g.name) ? state_.epochs.at(g.name) : 0;
-    if (want && current && started_epoch_[g.name] != epoch) {
+    // Starting: once per epoch (a new decision). Online: only if this daemon has not started it
+    // yet (it restarted); never again on the report that turned Starting into Online.
+    bool start = r.phase == GroupPhase::Starting
+                     ? !started_epoch_.contains(g.name) || started_epoch_.at(g.name) != epoch
+                     : !started_epoch_.contains(g.name);
+    if (want && current && start) {
       started_epoch_[g.name] = epoch;
       failed_.erase(g.name);
       auto reason = fmt::format("committed placement: {} on {} ({})", to_string(r.phase),
