@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from harness import CLUSTERD, wait_for
+from harness import CLUSTERD, wait_for  # noqa: F401
+from lab_harness import CLUSTERLAB, Lab, clab, ns_key  # noqa: F401
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTERLAB = os.path.join(TOP, "lab", "clusterlab")
 sys.path.insert(0, os.path.join(TOP, "lab"))
 
 from labkit import cluster_yaml, mounts, topology  # noqa: E402
@@ -84,56 +84,6 @@ def test_help_everywhere():
 
 
 # -- real labs ---------------------------------------------------------------------------------
-
-def clab(*args, check=True, timeout=120):
-    result = subprocess.run([CLUSTERLAB, *args], capture_output=True, text=True, timeout=timeout,
-                            env=dict(os.environ, CLUSTERD_BUILD=os.path.dirname(
-                                os.path.dirname(CLUSTERD))))
-    if check and result.returncode != 0:
-        raise AssertionError(f"clusterlab {' '.join(args)} exited {result.returncode}\n"
-                             f"stdout: {result.stdout}\nstderr: {result.stderr}")
-    return result
-
-
-class Lab:
-    """A lab made with clusterlab; `down` is idempotent, so fixtures always call it."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def up(self, *args):
-        clab("up", "--name", self.name, *args)
-        return self
-
-    def down(self):
-        return clab("down", "--name", self.name, check=False)
-
-    def run(self, *args, check=True):
-        return clab(*args, "--name", self.name, check=check)
-
-    def exec(self, node, *cmd, check=True):
-        return clab("exec", "--name", self.name, node, "--", *cmd, check=check)
-
-    def client(self, *cmd, check=True):
-        return clab("client", "--name", self.name, "--", *cmd, check=check)
-
-    def status(self):
-        return json.loads(clab("status", "--name", self.name, "--json").stdout)
-
-    def pings(self, src, address):
-        """True when `src` (a node or "client") gets an echo reply from `address`."""
-        cmd = ["ping", "-c1", "-W0.5", "-n", address]
-        r = self.client(*cmd, check=False) if src == "client" else self.exec(src, *cmd,
-                                                                             check=False)
-        return r.returncode == 0
-
-    def netns_key(self, endpoint):
-        return ns_key(f"/run/netns/{self.name}-{endpoint}")
-
-
-def ns_key(path):
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino)
 
 
 def running_pids():
@@ -433,7 +383,7 @@ def test_two_labs_coexist_and_are_separate(fresh_lab):
 @needs_root
 def test_down_leaves_nothing_behind_and_is_idempotent(fresh_lab):
     lab = fresh_lab("itdown", "--nodes", "2", "--group", "ledger", "--no-wait")
-    assert lab.exec("node2", "test", "-d", "/var/lib/clusterd/ledger").returncode == 0
+    assert lab.exec("node2", "test", "-d", "/var/lib/clusterlab-shared/ledger").returncode == 0
     lab.exec("node1", "sh", "-c", "sleep 600 >/dev/null 2>&1 &")
     assert pids_in_netns(lab.netns_key("node1"))
     lab.run("partition", "node2")
