@@ -75,6 +75,12 @@ ClusterCommand command_from(const json& j) {
           j.at("text").get<std::string>()};
 }
 
+/// A report's answer: nothing to do (reconcile() retries until the record shows the report
+/// applied). Not inlined: g++ 12 warns falsely about std::expected inside std::function.
+[[gnu::noinline]] void note_report_answer(Result<PeerBytes> answer) {
+  if (!answer) log(LogLevel::Debug, {}, "report not answered: {}", answer.error().to_string());
+}
+
 int local_hour() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -129,6 +135,9 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
   auto restored = decode_state(span_of(storage_->state().snapshot.data));
   if (!restored) return std::unexpected(restored.error());
   state_ = std::move(*restored);
+  // The committed configuration wins over the file this daemon started with (it is newer or
+  // the same: every committed version was also saved to the file).
+  take_committed_config();
 
   VoterMap voters;
   std::map<std::uint8_t, std::uint32_t> votes;
@@ -222,10 +231,8 @@ void ClusterService::process_ready() {
       (void)transport_->send(static_cast<std::uint8_t>(m.to),
                              static_cast<std::uint16_t>(PeerType::Raft), span_of(bytes));
     }
-    if (ready.snapshot) {
-      if (auto s = decode_state(span_of(ready.snapshot->data)); s) state_ = std::move(*s);
-      applied = true;
-    }
+    if (ready.snapshot) restore(*ready.snapshot);
+    applied = applied || ready.snapshot.has_value();
     for (const auto& e : ready.committed) {
       apply_committed(e);
       applied = true;
@@ -247,10 +254,42 @@ void ClusterService::apply_committed(const Entry& entry) {
     return;
   }
   if (!changed->empty()) record("cluster", "", fmt::format("committed: {}", *changed));
-  if (state_.config_version != version && context_.apply_config) {
-    if (auto r = context_.apply_config(state_.config_yaml); !r)
-      log(LogLevel::Err, {}, "committed configuration version {} does not apply here: {}",
-          state_.config_version, r.error().to_string());
+  if (state_.config_version != version) take_committed_config();
+  if (static_cast<EntryType>(entry.type) == EntryType::Placement) note_detections();
+}
+
+void ClusterService::restore(const Snapshot& snapshot) {
+  auto restored = decode_state(span_of(snapshot.data));
+  if (!restored) {
+    log(LogLevel::Err, {}, "{}", restored.error().to_string());
+    return;
+  }
+  std::uint64_t version = state_.config_version;
+  state_ = std::move(*restored);
+  // A node that was down takes the cluster's newest configuration with the snapshot.
+  if (state_.config_version != version) take_committed_config();
+}
+
+void ClusterService::take_committed_config() {
+  if (!context_.apply_config || state_.config_version == 0) return;
+  if (auto r = context_.apply_config(state_.config_yaml); !r)
+    log(LogLevel::Err, {}, "committed configuration version {} does not apply here: {}",
+        state_.config_version, r.error().to_string());
+}
+
+void ClusterService::note_detections() {
+  // The leader adds when it detected the loss of a node to the timelines that loss opened.
+  if (!leading()) return;
+  for (const auto& t : state_.timelines) {
+    if (t.cause != "node-loss" || t.id != state_.applied) continue;
+    for (const auto& p : t.phases) {
+      auto id = id_of(p.node);
+      auto it = detected_.find(id);
+      if (p.phase != "decided-mark-offline" || it == detected_.end()) continue;
+      Usec wall = wall_now_usec() - (mono_now().usec - it->second.usec);
+      (void)raft_->propose(static_cast<std::uint16_t>(EntryType::Timeline),
+                           encode_timeline(t.group, {"detected", p.node, wall}));
+    }
   }
 }
 
@@ -582,9 +621,7 @@ void ClusterService::report(const std::string& group, GroupPhase phase) {
   std::string payload = json{{"group", group}, {"phase", to_string(phase)}, {"epoch", epoch}}.dump();
   transport_->request(static_cast<std::uint8_t>(*leader),
                       static_cast<std::uint16_t>(PeerType::Report), span_of(bytes_of(payload)),
-                      kRequestTimeout, [](Result<PeerBytes>) {
-                        // Retried by reconcile() until the record shows the report applied.
-                      });
+                      kRequestTimeout, note_report_answer);
 }
 
 void ClusterService::on_local_change() { reconcile(); }
@@ -733,7 +770,11 @@ json ClusterService::timelines() const {
   json out = json::array();
   for (const auto& t : state_.timelines) {
     json phases = json::array();
-    for (const auto& p : t.phases)
+    auto sorted = t.phases;
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+      return a.at_wall_usec < b.at_wall_usec;
+    });
+    for (const auto& p : sorted)
       phases.push_back({{"phase", p.phase},
                         {"node", p.node},
                         {"time", format_iso8601_ms(p.at_wall_usec)},

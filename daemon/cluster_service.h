@@ -97,6 +97,9 @@ class ClusterService {
   void on_raft_message(const PeerMessage& message);
   void process_ready();
   void apply_committed(const Entry& entry);
+  void restore(const Snapshot& snapshot);
+  void take_committed_config();
+  void note_detections();
   void maybe_compact();
   void on_status(const RaftStatus& status);
   Result<Index> propose(EntryType type, Bytes data);

@@ -213,7 +213,8 @@ def test_kill_owner_fails_over_and_the_ledger_loses_nothing(lab3):
     timelines = lab.json(new_owner, "timeline", "ledger")
     assert timelines and timelines[-1]["cause"] == "node-loss"
     phases = [p["phase"] for p in timelines[-1]["phases"]]
-    assert "online" in phases
+    assert phases[0] == "detected" and phases[-1] == "online", phases
+    assert "decided-start" in phases
 
 
 PROBE_SCRIPT = """
@@ -310,6 +311,41 @@ def test_move_pause_drain_resume(lab3):
              timeout=5, what="all up")
     r = lab.ctl("node1", "move", "nosuch", check=False)
     assert r.returncode != 0
+
+
+# -- replicated configuration ---------------------------------------------------------------
+
+EXTRA_GROUP = """
+  - name: extra
+    preferred_owners: [node3]
+    resources:
+      - name: dummy
+        type: ocf
+        agent: heartbeat:Dummy
+"""
+
+
+def test_apply_on_any_node_is_committed_and_applied_everywhere(lab3, tmp_path):
+    lab = lab3
+    with open(f"/run/clusterlab/{lab.name}/node1/etc/cluster.yaml") as f:
+        text = f.read()
+    new = tmp_path / "cluster.yaml"
+    new.write_text(text.rstrip("\n") + "\n" + EXTRA_GROUP.lstrip("\n"))
+    before = lab.cluster("node1")["config_version"]
+    lab.ctl("node2", "apply", str(new))
+    wait_for(lambda: all(lab.cluster(n)["config_version"] == before + 1 for n in lab.nodes),
+             timeout=10, what="every node on the new version")
+    for n in lab.nodes:
+        with open(f"/run/clusterlab/{lab.name}/{n}/etc/cluster.yaml") as f:
+            assert "name: extra" in f.read(), n  # persisted on every node
+    wait_for(lambda: online_on(lab, lab.nodes, "extra") == "node3", timeout=10,
+             what="the new group online on its preferred owner")
+    assert online_on(lab, lab.nodes) == "node1"  # the ledger was not touched
+    # A bad file is refused where it is applied and nothing is committed.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("preferred_owners: [node1", "preferred_owners: [node9"))
+    assert lab.ctl("node3", "apply", str(bad), check=False).returncode == 1
+    assert lab.cluster("node3")["config_version"] == before + 1
 
 
 # -- authentication ---------------------------------------------------------------------------
