@@ -167,6 +167,8 @@ void ClusterService::register_handlers() {
                          [this](const PeerMessage& m, PeerReply r) { on_report_request(m, r); });
   transport_->on_request(static_cast<std::uint16_t>(PeerType::Command),
                          [this](const PeerMessage& m, PeerReply r) { on_command_request(m, r); });
+  transport_->on_request(static_cast<std::uint16_t>(PeerType::Sync),
+                         [this](const PeerMessage& m, PeerReply r) { on_sync_request(m, r); });
 }
 
 Result<void> ClusterService::start_timer() {
@@ -197,6 +199,7 @@ void ClusterService::tick() {
     send_echoes();
   }
   check_quorum(now);
+  sync();
   coordinate();
   reconcile();
 }
@@ -559,11 +562,46 @@ void ClusterService::submit(ClusterCommand command,
 
 // ---- Node agent -----------------------------------------------------------------------------
 
+void ClusterService::on_sync_request(const PeerMessage&, PeerReply reply) {
+  // Only a leader inside its lease knows that no newer leader committed anything it lacks.
+  auto lease = raft_->lease_expiry();
+  bool ok = leading() && lease && mono_now() < *lease && state_.applied > 0 &&
+            state_.applied >= raft_->commit_index();
+  json answer = ok ? json{{"commit", raft_->commit_index()}} : json{{"commit", nullptr}};
+  reply(span_of(bytes_of(answer.dump())));
+}
+
+void ClusterService::sync() {
+  if (sync_index_ || sync_pending_ || fenced_) return;
+  if (leading()) {
+    if (state_.applied > 0) sync_index_ = raft_->commit_index();
+    return;
+  }
+  auto leader = raft_->status().leader;
+  if (!leader) return;
+  sync_pending_ = true;
+  transport_->request(static_cast<std::uint8_t>(*leader),
+                      static_cast<std::uint16_t>(PeerType::Sync), {}, Duration(500),
+                      [alive = std::weak_ptr<bool>(alive_), this](Result<PeerBytes> answer) {
+                        if (alive.expired()) return;
+                        sync_pending_ = false;
+                        if (!answer || fenced_) return;
+                        auto j = json::parse(answer->begin(), answer->end(), nullptr, false);
+                        if (j.is_object() && j.contains("commit") && j["commit"].is_number())
+                          sync_index_ = j["commit"].get<Index>();
+                      });
+}
+
+bool ClusterService::current() const {
+  // Act only on state that is current: a known leader, a quorum that confirms us, and every
+  // entry committed before we (re)joined applied.
+  return raft_->status().leader.has_value() && !fenced_ && sync_index_ &&
+         state_.applied >= *sync_index_;
+}
+
 void ClusterService::reconcile() {
   if (context_.manager == nullptr) return;
-  // Act only on state that is current: a known leader (we follow its log) and a quorum that
-  // confirms us. Otherwise the quorum guard is in charge.
-  bool current = raft_->status().leader.has_value() && !fenced_;
+  bool current = this->current();
   for (const auto& g : context_.manager->status()) {
     PlacementRecord r = record_of(state_, g.name);
     bool mine = r.node == context_.node;
@@ -649,6 +687,7 @@ void ClusterService::check_quorum(MonoTime now) {
 
 void ClusterService::self_fence(MonoTime now) {
   fenced_ = true;
+  sync_index_.reset();
   auto c = guard_->confirmed(now);
   fence_reason_ =
       c ? fmt::format("no quorum has confirmed hearing this node for {} ms", now.ms_since(*c))

@@ -37,6 +37,7 @@ enum class PeerType : std::uint16_t {
   Report = 2,   ///< Request: a node's report about a group, to the leader.
   Command = 3,  ///< Request: an administrator command forwarded to the leader.
   Echo = 4,     ///< Oneway: newest heartbeat sequence heard from the receiver.
+  Sync = 5,     ///< Request: the leader's commit index (a node catching up before it acts).
 };
 
 /// What the cluster service needs from the daemon.
@@ -119,6 +120,9 @@ class ClusterService {
   PlacementInput placement_input(MonoTime now);
   void on_report_request(const PeerMessage& message, PeerReply reply);
   void on_command_request(const PeerMessage& message, PeerReply reply);
+  void on_sync_request(const PeerMessage& message, PeerReply reply);
+  void sync();
+  bool current() const;
   Result<std::string> execute(const ClusterCommand& command);
 
   // Node agent.
@@ -132,6 +136,7 @@ class ClusterService {
   static int on_timer(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
   void record(const std::string& kind, const std::string& group, const std::string& reason);
 
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< For callbacks that outlive us.
   ClusterContext context_;
   ConfigPtr config_;
   std::unique_ptr<HeartbeatService> heartbeats_;
@@ -159,6 +164,10 @@ class ClusterService {
   std::map<std::string, Reported> reported_;
   std::set<std::string> failed_;  ///< Groups the manager reported failed, not yet reported.
   bool fenced_ = false;
+  /// The leader's commit index when we (re)joined: nothing is started from the committed state
+  /// before it is applied here, so a stale record never starts a group that moved meanwhile.
+  std::optional<Index> sync_index_;
+  bool sync_pending_ = false;
   std::optional<MonoTime> kill_at_;
   std::string fence_reason_;
 };
