@@ -318,7 +318,11 @@ void ClusterService::on_status(const RaftStatus& status) {
   if (status.role != RaftRole::Leader) {
     inflight_.reset();
     requests_.clear();
+    term_start_.reset();
+  } else {
+    term_start_ = raft_->last_index();  // the no-op of this term
   }
+  sync_index_.reset();  // a new leader: sync again with it before acting
 }
 
 Result<Index> ClusterService::propose(EntryType type, Bytes data) {
@@ -423,6 +427,18 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
   // docs/membership.md: a down node is safe once neither we nor anyone we hear hears it (each
   // peer clears it D after its last frame, when the node has fenced itself), plus margin W.
   std::set<std::string> safe;
+  // (a) Only while we reach a quorum ourselves: a decision made without one could still commit
+  // after the partition heals (the placement simulator found this).
+  NodeSet reachable = heartbeats_->detector().reachable();
+  std::uint64_t votes = 0, total = 0;
+  for (const auto& n : config_->nodes) {
+    total += n.votes;
+    if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
+  }
+  if (2 * votes <= total) {
+    unheard_since_.clear();
+    return safe;
+  }
   for (const auto& n : config_->nodes) {
     auto id = static_cast<std::uint8_t>(n.id);
     if (id == raft_->id() || heard_by_anyone(id)) {
@@ -454,8 +470,9 @@ PlacementInput ClusterService::placement_input(MonoTime now) {
 void ClusterService::coordinate() {
   if (!leading() || inflight_ || raft_->commit_index() > state_.applied) return;
   // A new leader decides only once an entry of its own term (the no-op) is applied: then it
-  // knows every committed owner (leader completeness).
-  if (state_.applied == 0) return;
+  // knows every committed owner (leader completeness), and no entry of an earlier term left in
+  // its log can still commit behind a decision made without it.
+  if (!term_start_ || state_.applied < *term_start_) return;
   PlacementInput input = placement_input(mono_now());
   auto actions = decide(input);
   std::vector<PlacementAction> acting;
@@ -565,16 +582,18 @@ void ClusterService::submit(ClusterCommand command,
 void ClusterService::on_sync_request(const PeerMessage&, PeerReply reply) {
   // Only a leader inside its lease knows that no newer leader committed anything it lacks.
   auto lease = raft_->lease_expiry();
-  bool ok = leading() && lease && mono_now() < *lease && state_.applied > 0 &&
-            state_.applied >= raft_->commit_index();
-  json answer = ok ? json{{"commit", raft_->commit_index()}} : json{{"commit", nullptr}};
+  // The last index, not the commit index: a decision still pending in the log (made while the
+  // asking node was lost) must be applied there before it starts anything.
+  bool ok = leading() && lease && mono_now() < *lease && term_start_ &&
+            state_.applied >= *term_start_;
+  json answer = ok ? json{{"commit", raft_->last_index()}} : json{{"commit", nullptr}};
   reply(span_of(bytes_of(answer.dump())));
 }
 
 void ClusterService::sync() {
   if (sync_index_ || sync_pending_ || fenced_) return;
   if (leading()) {
-    if (state_.applied > 0) sync_index_ = raft_->commit_index();
+    if (term_start_) sync_index_ = *term_start_;
     return;
   }
   auto leader = raft_->status().leader;

@@ -150,6 +150,7 @@ class ClusterService {
 
   // Coordinator state (leader only).
   std::optional<std::pair<Term, Index>> inflight_;  ///< Proposal not yet applied.
+  std::optional<Index> term_start_;  ///< Index of this term's no-op while leading.
   std::vector<PlacementRequest> requests_;
   std::map<std::string, MonoTime> unheard_since_;  ///< Down nodes: when nobody heard them.
   std::map<std::uint8_t, MonoTime> detected_;      ///< When a node was detected unreachable.
