@@ -400,3 +400,122 @@ def multicast_group(lab):
             cid = int(line.split(":", 1)[1])
             return f"239.192.{(cid >> 8) & 255}.{cid & 255}"
     raise AssertionError("no cluster id")
+
+
+# -- failback, maintenance, restarts, load ----------------------------------------------------
+
+def apply_text(lab, node, text, tmp_path, name="cluster.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    lab.ctl(node, "apply", str(path))
+
+
+def lab_config(lab):
+    with open(f"/run/clusterlab/{lab.name}/node1/etc/cluster.yaml") as f:
+        return f.read()
+
+
+def test_failback_immediate_returns_the_group_to_its_preferred_owner(lab3, tmp_path):
+    lab = lab3
+    text = lab_config(lab).replace(
+        "preferred_owners: [node1, node2, node3]\n",
+        "preferred_owners: [node1, node2, node3]\n    failback:\n      mode: immediate\n")
+    assert "mode: immediate" in text
+    apply_text(lab, "node2", text, tmp_path)
+    lab.run("kill-node", "node1")
+    survivors = ["node2", "node3"]
+    wait_for(lambda: online_on(lab, survivors) == "node2", timeout=10, what="failover to node2")
+    lab.run("start-node", "node1")
+    wait_for(lambda: online_on(lab, lab.nodes) == "node1", timeout=20, what="failback to node1")
+    causes = [t["cause"] for t in lab.json("node3", "timeline", "ledger")]
+    assert causes[-2:] == ["node-loss", "failback"], causes
+
+
+def test_maintenance_mode_freezes_failover_until_it_ends(lab3):
+    lab = lab3
+    lab.ctl("node2", "maintenance", "on")
+    wait_for(lambda: all(lab.cluster(n)["maintenance"] for n in lab.nodes), timeout=5,
+             what="maintenance everywhere")
+    lab.run("kill-node", "node1")
+    survivors = ["node2", "node3"]
+    wait_for(lambda: all(lab.json(n, "nodes")[0]["state"] == "down" for n in survivors),
+             timeout=5, what="node1 seen down")
+    # Frozen: nobody starts the group while maintenance lasts (sampled for a second).
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        assert not any("ledger" in lab.running_here(n) for n in survivors)
+    lab.ctl("node3", "maintenance", "off")
+    wait_for(lambda: online_on(lab, survivors) in survivors, timeout=10,
+             what="failover after maintenance")
+
+
+def test_restarting_every_daemon_in_turn_keeps_the_group_online(lab3):
+    lab = lab3
+    with Sampler(lab, lab.nodes) as sampler:
+        for node in lab.nodes:
+            lab.run("stop-node", node)
+            others = [n for n in lab.nodes if n != node]
+            wait_for(lambda: online_on(lab, others) in others, timeout=15,
+                     what=f"the group online while {node} restarts")
+            lab.run("start-node", node)
+            wait_for(lambda: all(lab.cluster(n) and lab.cluster(n)["quorate"]
+                                 for n in lab.nodes), timeout=15, what=f"{node} back")
+            wait_for(lambda: online_on(lab, lab.nodes), timeout=15, what="all agree")
+    assert sampler.double == [], "the group ran on two nodes at once"
+
+
+def test_every_core_busy_for_a_while_evicts_nobody(lab3):
+    lab = lab3
+    seconds = float(os.environ.get("CLUSTERD_HOG_SECONDS", "30"))
+    terms = {lab.cluster(n)["term"] for n in lab.nodes}
+    events_before = {n: lab.cluster(n)["nodes"] for n in lab.nodes}
+    hogs = [subprocess.Popen(["/usr/bin/python3", "-c",
+                              f"import time\nend=time.monotonic()+{seconds}\n"
+                              "while time.monotonic()<end: pass"])
+            for _ in range(2 * (os.cpu_count() or 2))]
+    try:
+        for h in hogs:
+            h.wait(timeout=seconds + 30)
+    finally:
+        for h in hogs:
+            if h.poll() is None:
+                h.kill()
+                h.wait()
+    assert events_before
+    assert {lab.cluster(n)["term"] for n in lab.nodes} == terms, "an election happened"
+    for n in lab.nodes:
+        events = lab.json(n, "events")
+        assert not any("unreachable" in e["reason"] for e in events), n
+        assert not any(e["kind"] == "quorum" and "lost" in e["reason"] for e in events), n
+    assert online_on(lab, lab.nodes) == "node1"
+
+
+# -- five nodes -------------------------------------------------------------------------------
+
+@pytest.fixture
+def lab5():
+    lab = make_lab("fo5", 5)
+    try:
+        wait_for(lambda: online_on(lab, lab.nodes), timeout=30, what="ledger online")
+        yield lab
+    finally:
+        if not os.environ.get("CLUSTERLAB_KEEP"):
+            lab.down()
+
+
+def test_five_nodes_partition_three_two_and_kill(lab5):
+    lab = lab5
+    assert online_on(lab, lab.nodes) == "node1"
+    with Sampler(lab, lab.nodes) as sampler:
+        lab.run("partition", "node1", "node2", "--network", "public", "--network", "private")
+        majority = ["node3", "node4", "node5"]
+        wait_for(lambda: not lab.cluster("node1")["quorate"], timeout=5, what="node1 fenced")
+        owner = wait_for(lambda: online_on(lab, majority) in majority and
+                         online_on(lab, majority), timeout=10, what="the majority runs it")
+        assert owner == "node3"  # the next preferred owner on the quorate side
+        lab.run("heal")
+        wait_for(lambda: coordinator_of(lab, lab.nodes), timeout=10, what="one coordinator")
+        lab.run("kill-node", owner)
+        rest = [n for n in lab.nodes if n != owner]
+        wait_for(lambda: online_on(lab, rest) in rest, timeout=10, what="failover after kill")
+    assert sampler.double == []
