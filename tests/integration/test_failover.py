@@ -519,3 +519,21 @@ def test_five_nodes_partition_three_two_and_kill(lab5):
         rest = [n for n in lab.nodes if n != owner]
         wait_for(lambda: online_on(lab, rest) in rest, timeout=10, what="failover after kill")
     assert sampler.double == []
+
+
+def test_one_way_cut_the_owner_hears_everyone_but_fences_itself(lab3):
+    """node1 hears the others, they no longer hear it: the echoes of its heartbeats stop
+    advancing, so it fences itself before the others start its group."""
+    lab = lab3
+    assert online_on(lab, lab.nodes) == "node1"
+    with Sampler(lab, lab.nodes) as sampler:
+        lab.run("partition", "node1", "--outbound-only")
+        wait_for(lambda: not lab.cluster("node1")["quorate"], timeout=5, what="node1 fenced")
+        pair = ["node2", "node3"]
+        wait_for(lambda: online_on(lab, pair) in pair, timeout=10, what="the pair runs it")
+        # node1 still hears both peers all along.
+        assert [n["state"] for n in lab.json("node1", "nodes")] == ["up", "up", "up"]
+        lab.run("heal")
+        wait_for(lambda: all(lab.cluster(n)["quorate"] for n in lab.nodes), timeout=10,
+                 what="one cluster again")
+    assert sampler.double == [], "the group ran on two nodes at once"
