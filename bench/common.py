@@ -8,14 +8,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 import harness  # noqa: E402
+from harness import free_port  # noqa: E402,F401
 
 TINY_SERVER = os.path.join(harness.BUILD, "bench", "tiny_server")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def connects(port, timeout=0.05):

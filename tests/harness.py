@@ -5,8 +5,8 @@ nothing is left running. Waiting is always a poll with a deadline, never a bare 
 """
 import json
 import os
-import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import textwrap
@@ -30,6 +30,13 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def pid_alive(pid):

@@ -7,8 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from harness import (AGENTS, Daemon, make_workdir, pgroup_members, pid_alive,  # noqa: E402,F401
-                     wait_for)
+from harness import Daemon, make_workdir  # noqa: E402
 
 
 @pytest.fixture

@@ -3,17 +3,10 @@ is applied by diffing, touching only what changed."""
 import os
 import re
 import signal
-import socket
 
-from harness import AGENTS, pid_alive, wait_for
+from harness import AGENTS, free_port, pid_alive, wait_for
 
 POSITION = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):(?P<col>\d+): .+", re.M)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def two_groups(port_a, port_b, sleep_arg="3600"):

@@ -6,13 +6,7 @@ import socket
 import subprocess
 import time
 
-from harness import AGENTS, pgroup_members, pid_alive, wait_for
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import AGENTS, free_port, pgroup_members, pid_alive, wait_for
 
 
 def serving(port):
