@@ -1,8 +1,7 @@
 #include "announce.h"
 
-#include <netinet/icmp6.h>
-
 #include <doctest/doctest.h>
+#include <netinet/icmp6.h>
 
 namespace clusterd {
 namespace {

@@ -1,5 +1,6 @@
 #include "authkey.h"
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,8 +8,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-
-#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {

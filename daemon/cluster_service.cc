@@ -71,8 +71,7 @@ json command_json(const ClusterCommand& c) {
 
 ClusterCommand command_from(const json& j) {
   return {j.at("kind").get<std::string>(), j.at("group").get<std::string>(),
-          j.at("node").get<std::string>(), j.at("on").get<bool>(),
-          j.at("text").get<std::string>()};
+          j.at("node").get<std::string>(), j.at("on").get<bool>(), j.at("text").get<std::string>()};
 }
 
 /// A report's answer: nothing to do (reconcile() retries until the record shows the report
@@ -150,8 +149,7 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
   raft_ = std::make_unique<RaftNode>(self, voters, timing, storage_->state(), mono_now(),
                                      incarnation * 1000003u + self);
   guard_ = std::make_unique<QuorumGuard>(self, votes, quorum_timing(config));
-  heartbeats_->set_sent_listener(
-      [this](std::uint64_t seq, MonoTime at) { guard_->sent(seq, at); });
+  heartbeats_->set_sent_listener([this](std::uint64_t seq, MonoTime at) { guard_->sent(seq, at); });
   register_handlers();
   log(LogLevel::Notice, {}, "cluster service started: node {} (id {}), incarnation {}, term {}",
       context_.node, self, incarnation, storage_->state().hard.term);
@@ -490,8 +488,7 @@ void ClusterService::coordinate() {
 void ClusterService::on_report_request(const PeerMessage& message, PeerReply reply) {
   try {
     auto j = json::parse(message.payload.begin(), message.payload.end());
-    GroupReport r{j.at("group").get<std::string>(), name_of(message.from),
-                  GroupPhase::Online};
+    GroupReport r{j.at("group").get<std::string>(), name_of(message.from), GroupPhase::Online};
     auto phase = j.at("phase").get<std::string>();
     for (int i = 0; i < kGroupPhaseCount; ++i)
       if (phase == to_string(static_cast<GroupPhase>(i))) r.phase = static_cast<GroupPhase>(i);
@@ -551,8 +548,7 @@ Result<std::string> ClusterService::execute(const ClusterCommand& c) {
   return fail("unknown command \"{}\"", c.kind);
 }
 
-void ClusterService::submit(ClusterCommand command,
-                            std::function<void(Result<std::string>)> done) {
+void ClusterService::submit(ClusterCommand command, std::function<void(Result<std::string>)> done) {
   if (leading()) {
     done(execute(command));
     return;
@@ -563,18 +559,18 @@ void ClusterService::submit(ClusterCommand command,
     return;
   }
   std::string payload = command_json(command).dump();
-  transport_->request(
-      static_cast<std::uint8_t>(*leader), static_cast<std::uint16_t>(PeerType::Command),
-      span_of(bytes_of(payload)), kRequestTimeout, [done](Result<PeerBytes> answer) {
-        if (!answer) return done(std::unexpected(answer.error()));
-        try {
-          auto j = json::parse(answer->begin(), answer->end());
-          if (j.at("ok").get<bool>()) return done(j.at("text").get<std::string>());
-          done(fail("{}", j.at("text").get<std::string>()));
-        } catch (const json::exception&) {
-          done(fail("the coordinator's answer is malformed"));
-        }
-      });
+  transport_->request(static_cast<std::uint8_t>(*leader),
+                      static_cast<std::uint16_t>(PeerType::Command), span_of(bytes_of(payload)),
+                      kRequestTimeout, [done](Result<PeerBytes> answer) {
+                        if (!answer) return done(std::unexpected(answer.error()));
+                        try {
+                          auto j = json::parse(answer->begin(), answer->end());
+                          if (j.at("ok").get<bool>()) return done(j.at("text").get<std::string>());
+                          done(fail("{}", j.at("text").get<std::string>()));
+                        } catch (const json::exception&) {
+                          done(fail("the coordinator's answer is malformed"));
+                        }
+                      });
 }
 
 // ---- Node agent -----------------------------------------------------------------------------
@@ -584,8 +580,8 @@ void ClusterService::on_sync_request(const PeerMessage&, PeerReply reply) {
   auto lease = raft_->lease_expiry();
   // The last index, not the commit index: a decision still pending in the log (made while the
   // asking node was lost) must be applied there before it starts anything.
-  bool ok = leading() && lease && mono_now() < *lease && term_start_ &&
-            state_.applied >= *term_start_;
+  bool ok =
+      leading() && lease && mono_now() < *lease && term_start_ && state_.applied >= *term_start_;
   json answer = ok ? json{{"commit", raft_->last_index()}} : json{{"commit", nullptr}};
   reply(span_of(bytes_of(answer.dump())));
 }
@@ -675,7 +671,8 @@ void ClusterService::report(const std::string& group, GroupPhase phase) {
   }
   auto leader = raft_->status().leader;
   if (!leader) return;
-  std::string payload = json{{"group", group}, {"phase", to_string(phase)}, {"epoch", epoch}}.dump();
+  std::string payload =
+      json{{"group", group}, {"phase", to_string(phase)}, {"epoch", epoch}}.dump();
   transport_->request(static_cast<std::uint8_t>(*leader),
                       static_cast<std::uint16_t>(PeerType::Report), span_of(bytes_of(payload)),
                       kRequestTimeout, note_report_answer);
@@ -732,9 +729,9 @@ void ClusterService::kill_leftovers() {
       pid_t pgid = getpgid(r.main_pid);
       if (pgid > 1) ::kill(-pgid, SIGKILL);
       ::kill(r.main_pid, SIGKILL);
-      record("quorum", g.name,
-             fmt::format("self-fence hard deadline: killed resource {} (pid {})", r.name,
-                         r.main_pid));
+      record(
+          "quorum", g.name,
+          fmt::format("self-fence hard deadline: killed resource {} (pid {})", r.name, r.main_pid));
     }
   }
 }
@@ -773,8 +770,10 @@ json ClusterService::describe() const {
   const FailureDetector& d = heartbeats_->detector();
   for (const auto& n : config_->nodes) {
     auto id = static_cast<std::uint8_t>(n.id);
-    json node = {{"name", n.name},     {"id", n.id},
-                 {"votes", n.votes},   {"state", to_string(node_state(n))},
+    json node = {{"name", n.name},
+                 {"id", n.id},
+                 {"votes", n.votes},
+                 {"state", to_string(node_state(n))},
                  {"self", id == raft_->id()}};
     if (const PeerView* v = d.view(id)) {
       node["term"] = v->term;
@@ -829,9 +828,8 @@ json ClusterService::timelines() const {
   for (const auto& t : state_.timelines) {
     json phases = json::array();
     auto sorted = t.phases;
-    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-      return a.at_wall_usec < b.at_wall_usec;
-    });
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.at_wall_usec < b.at_wall_usec; });
     for (const auto& p : sorted)
       phases.push_back({{"phase", p.phase},
                         {"node", p.node},

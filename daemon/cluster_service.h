@@ -9,12 +9,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "authkey.h"
 #include "bus_view.h"
@@ -51,7 +50,6 @@ struct ClusterContext {
   /// Applies a committed configuration (YAML text) locally; an error when it does not parse.
   std::function<Result<void>(const std::string& yaml)> apply_config;
 };
-
 
 /// One node's membership and consensus, coordinator when elected.
 class ClusterService {
@@ -150,7 +148,7 @@ class ClusterService {
 
   // Coordinator state (leader only).
   std::optional<std::pair<Term, Index>> inflight_;  ///< Proposal not yet applied.
-  std::optional<Index> term_start_;  ///< Index of this term's no-op while leading.
+  std::optional<Index> term_start_;                 ///< Index of this term's no-op while leading.
   std::vector<PlacementRequest> requests_;
   std::map<std::string, MonoTime> unheard_since_;  ///< Down nodes: when nobody heard them.
   std::map<std::uint8_t, MonoTime> detected_;      ///< When a node was detected unreachable.

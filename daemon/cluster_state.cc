@@ -33,9 +33,13 @@ Bytes to_bytes(const json& j) {
 }
 
 json action_json(const PlacementAction& a) {
-  return {{"kind", to_string(a.kind)}, {"group", a.group},      {"node", a.node},
-          {"target", a.target},        {"cause", to_string(a.cause)},
-          {"intent", to_string(a.intent)}, {"reason", a.reason}};
+  return {{"kind", to_string(a.kind)},
+          {"group", a.group},
+          {"node", a.node},
+          {"target", a.target},
+          {"cause", to_string(a.cause)},
+          {"intent", to_string(a.intent)},
+          {"reason", a.reason}};
 }
 
 PlacementAction action_from(const json& j) {
@@ -51,9 +55,12 @@ PlacementAction action_from(const json& j) {
 }
 
 json record_json(const PlacementRecord& r) {
-  return {{"phase", to_string(r.phase)}, {"node", r.node},
-          {"target", r.target},          {"cause", to_string(r.cause)},
-          {"intent", to_string(r.intent)}, {"since", r.since.usec}};
+  return {{"phase", to_string(r.phase)},
+          {"node", r.node},
+          {"target", r.target},
+          {"cause", to_string(r.cause)},
+          {"intent", to_string(r.intent)},
+          {"since", r.since.usec}};
 }
 
 PlacementRecord record_from(const json& j) {
@@ -119,9 +126,8 @@ void note_actions(ClusterState& state, const std::vector<PlacementAction>& actio
     if (opens_timeline(a)) {
       Timeline* current = open_timeline(state, a.group);
       // A stop followed by its start (a move) is one story: keep adding to the open one.
-      bool continues = current != nullptr && a.kind == ActionKind::Start &&
-                       current->id != 0 && !current->phases.empty() &&
-                       current->phases.back().phase != "online";
+      bool continues = current != nullptr && a.kind == ActionKind::Start && current->id != 0 &&
+                       !current->phases.empty() && current->phases.back().phase != "online";
       if (!continues) {
         state.timelines.push_back({index, a.group, to_string(a.cause), {}});
         if (state.timelines.size() > kMaxTimelines) state.timelines.erase(state.timelines.begin());
@@ -181,13 +187,14 @@ Result<std::string> apply_admin(ClusterState& state, const json& j) {
     state.admin.erase(node);
   else
     state.admin[node] = flag;
-  return fmt::format("node {} is now {}", node, flag == NodeFlag::None ? "resumed" : to_string(flag));
+  return fmt::format("node {} is now {}", node,
+                     flag == NodeFlag::None ? "resumed" : to_string(flag));
 }
 
 Result<std::string> apply_timeline(ClusterState& state, const json& j) {
-  add_phase(state, j.at("group").get<std::string>(),
-            {j.at("phase").get<std::string>(), j.at("node").get<std::string>(),
-             j.at("at").get<Usec>()});
+  add_phase(
+      state, j.at("group").get<std::string>(),
+      {j.at("phase").get<std::string>(), j.at("node").get<std::string>(), j.at("at").get<Usec>()});
   return "";
 }
 

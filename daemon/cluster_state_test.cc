@@ -23,20 +23,20 @@ PlacementAction start(const std::string& group, const std::string& node, Placeme
 
 TEST_CASE("cluster state: placement and reports drive the records, with epochs") {
   ClusterState s;
-  REQUIRE(apply_entry(s, entry(1, EntryType::Placement,
-                               encode_placement({start("web", "node1", PlacementCause::Autostart)},
-                                                1000))));
+  REQUIRE(apply_entry(
+      s, entry(1, EntryType::Placement,
+               encode_placement({start("web", "node1", PlacementCause::Autostart)}, 1000))));
   CHECK(record_of(s, "web").phase == GroupPhase::Starting);
   CHECK(record_of(s, "web").node == "node1");
   CHECK(s.epochs.at("web") == 1);
   // A stale report (another node) changes nothing.
-  auto stale = apply_entry(s, entry(2, EntryType::Report,
-                                    encode_report({"web", "node2", GroupPhase::Online}, 2000)));
+  auto stale = apply_entry(
+      s, entry(2, EntryType::Report, encode_report({"web", "node2", GroupPhase::Online}, 2000)));
   REQUIRE(stale);
   CHECK(stale->empty());
   CHECK(record_of(s, "web").phase == GroupPhase::Starting);
-  REQUIRE(apply_entry(s, entry(3, EntryType::Report,
-                               encode_report({"web", "node1", GroupPhase::Online}, 3000))));
+  REQUIRE(apply_entry(
+      s, entry(3, EntryType::Report, encode_report({"web", "node1", GroupPhase::Online}, 3000))));
   CHECK(record_of(s, "web").phase == GroupPhase::Online);
   CHECK(s.epochs.at("web") == 3);
   CHECK(s.applied == 3);
@@ -62,13 +62,13 @@ TEST_CASE("cluster state: admin flags and maintenance") {
 
 TEST_CASE("cluster state: a failover opens a timeline that collects its phases") {
   ClusterState s;
-  REQUIRE(apply_entry(s, entry(1, EntryType::Placement,
-                               encode_placement({start("web", "node2", PlacementCause::NodeLoss)},
-                                                5000))));
-  REQUIRE(apply_entry(s, entry(2, EntryType::Timeline,
-                               encode_timeline("web", {"detected", "node1", 4000}))));
-  REQUIRE(apply_entry(s, entry(3, EntryType::Report,
-                               encode_report({"web", "node2", GroupPhase::Online}, 6000))));
+  REQUIRE(apply_entry(
+      s, entry(1, EntryType::Placement,
+               encode_placement({start("web", "node2", PlacementCause::NodeLoss)}, 5000))));
+  REQUIRE(apply_entry(
+      s, entry(2, EntryType::Timeline, encode_timeline("web", {"detected", "node1", 4000}))));
+  REQUIRE(apply_entry(
+      s, entry(3, EntryType::Report, encode_report({"web", "node2", GroupPhase::Online}, 6000))));
   REQUIRE(s.timelines.size() == 1);
   const Timeline& t = s.timelines[0];
   CHECK(t.cause == "node-loss");
@@ -80,9 +80,9 @@ TEST_CASE("cluster state: a failover opens a timeline that collects its phases")
 
 TEST_CASE("cluster state: snapshots round-trip; malformed entries are ignored everywhere alike") {
   ClusterState s;
-  REQUIRE(apply_entry(s, entry(1, EntryType::Placement,
-                               encode_placement({start("web", "node2", PlacementCause::Failover)},
-                                                5000))));
+  REQUIRE(apply_entry(
+      s, entry(1, EntryType::Placement,
+               encode_placement({start("web", "node2", PlacementCause::Failover)}, 5000))));
   REQUIRE(apply_entry(s, entry(2, EntryType::Admin, encode_admin({"node3", NodeFlag::Draining}))));
   REQUIRE(apply_entry(s, entry(3, EntryType::Config, encode_config(7, "yaml: text\n"))));
   auto back = decode_state(encode_state(s));

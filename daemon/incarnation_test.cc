@@ -1,5 +1,6 @@
 #include "incarnation.h"
 
+#include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <doctest/doctest.h>
 
 #include "clock.h"
 

@@ -14,7 +14,7 @@ namespace clusterd {
 
 /// The self-fencing bound's parts (docs/membership.md).
 struct QuorumTiming {
-  Duration detection{500};  ///< D: misses * interval, after which peers drop a silent node.
+  Duration detection{500};    ///< D: misses * interval, after which peers drop a silent node.
   Duration stop_budget{150};  ///< S: time allowed for the orderly self-stop.
   Duration margin{30};        ///< M: clock-rate differences and loop lateness.
   /// How old the confirmation may be before the self-stop begins: D - S - M.

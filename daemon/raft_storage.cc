@@ -23,14 +23,15 @@ Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 json to_json(const PersistentState& s) {
   json entries = json::array();
   for (const auto& e : s.entries)
-    entries.push_back({{"term", e.term}, {"index", e.index}, {"type", e.type},
-                       {"data", text_of(e.data)}});
+    entries.push_back(
+        {{"term", e.term}, {"index", e.index}, {"type", e.type}, {"data", text_of(e.data)}});
   json vote = s.hard.vote ? json(*s.hard.vote) : json(nullptr);
   return {{"term", s.hard.term},
           {"vote", vote},
           {"commit", s.hard.commit},
           {"snapshot",
-           {{"index", s.snapshot.index}, {"term", s.snapshot.term},
+           {{"index", s.snapshot.index},
+            {"term", s.snapshot.term},
             {"data", text_of(s.snapshot.data)}}},
           {"entries", entries}};
 }
@@ -71,9 +72,10 @@ Result<RaftStorage> RaftStorage::open(const std::string& state_dir) {
   try {
     storage.state_ = from_json(json::parse(text.str()));
   } catch (const json::exception& e) {
-    return fail("the Raft state file {} is malformed ({}); move it away only if this node's vote "
-                "may be forgotten",
-                storage.path_, e.what());
+    return fail(
+        "the Raft state file {} is malformed ({}); move it away only if this node's vote "
+        "may be forgotten",
+        storage.path_, e.what());
   }
   return storage;
 }

@@ -1,8 +1,8 @@
 #include "raft_storage.h"
 
-#include <fstream>
-
 #include <doctest/doctest.h>
+
+#include <fstream>
 
 #include "loop_test_util.h"
 

@@ -165,8 +165,8 @@ class Driver {
     auto it = reported_.find(key);
     if (it != reported_.end() && sim_.elapsed() < it->second + Duration(200)) return;
     reported_[key] = sim_.elapsed();
-    (void)sim_.propose(leader, wrap_command(EntryType::Report,
-                                            encode_report({group, name_of(id), phase}, now())));
+    (void)sim_.propose(
+        leader, wrap_command(EntryType::Report, encode_report({group, name_of(id), phase}, now())));
   }
 
   Usec now() const { return static_cast<Usec>(sim_.elapsed().count()) * 1000; }
@@ -203,8 +203,8 @@ class Driver {
     std::string what;
     for (const auto& a : acting) what += "; " + format_action(a, in);
     sim_.note(fmt::format("coordinator n{} decides{}", *leader, what));
-    auto index = sim_.propose(*leader, wrap_command(EntryType::Placement,
-                                                    encode_placement(acting, now())));
+    auto index =
+        sim_.propose(*leader, wrap_command(EntryType::Placement, encode_placement(acting, now())));
     if (index) inflight_ = std::make_pair(raft->status().term, *index);
   }
 
@@ -308,11 +308,12 @@ PlacementScenarioResult run_placement_scenario(const PlacementScenarioOptions& o
           return failed() || driver.unplaced().empty();
         },
         o.settle);
-    if (!placed) stuck = fmt::format("liveness: not placed within {} ms:{}", o.settle.count(),
-                                     driver.unplaced());
+    if (!placed)
+      stuck =
+          fmt::format("liveness: not placed within {} ms:{}", o.settle.count(), driver.unplaced());
   }
   PlacementScenarioResult result;
-  result.failure = !sim.failure().empty() ? sim.failure()
+  result.failure = !sim.failure().empty()     ? sim.failure()
                    : !driver.failure_.empty() ? driver.failure_
                                               : stuck;
   result.ok = result.failure.empty();
