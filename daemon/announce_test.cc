@@ -1,7 +1,8 @@
 #include "announce.h"
 
-#include <doctest/doctest.h>
 #include <netinet/icmp6.h>
+
+#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {

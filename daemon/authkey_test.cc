@@ -1,6 +1,5 @@
 #include "authkey.h"
 
-#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {

@@ -1,10 +1,11 @@
 #include "child.h"
 
-#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <doctest/doctest.h>
 
 #include "loop_test_util.h"
 
@@ -108,8 +109,7 @@ TEST_CASE("exec failures are reported by spawn") {
   spec.cwd = "/nonexistent";
   child = Child::spawn(loop.get(), spec, {});
   REQUIRE_FALSE(child);
-  CHECK(child.error().to_string() ==
-        "cannot change to directory /nonexistent: No such file or directory");
+  CHECK(child.error().to_string() == "cannot change to directory /nonexistent: No such file or directory");
 
   spec = shell("true");
   spec.user = "no-such-user-here";
@@ -132,10 +132,10 @@ TEST_CASE("a child runs in its own session with stdin from /dev/null and no inhe
   TestLoop loop;
   Fd leaked(open("/dev/null", O_RDONLY));  // no O_CLOEXEC: the child must close it anyway
   REQUIRE(leaked);
-  auto exit =
-      run(loop, shell(fmt::format("test -e /proc/$$/fd/{} && echo leaked; readlink /proc/$$/fd/0; "
-                                  "test $(ps -o sid= -p $$) -eq $$ && echo leader",
-                                  leaked.get())));
+  auto exit = run(loop, shell(fmt::format(
+                            "test -e /proc/$$/fd/{} && echo leaked; readlink /proc/$$/fd/0; "
+                            "test $(ps -o sid= -p $$) -eq $$ && echo leader",
+                            leaked.get())));
   CHECK(exit.success());
   CHECK(exit.output == "/dev/null\nleader\n");
 }
@@ -158,8 +158,8 @@ TEST_CASE("a child starts with no signals blocked even if the daemon blocks them
   sigaddset(&term, SIGTERM);
   sigprocmask(SIG_BLOCK, &term, &old);
   std::optional<ChildExit> result;
-  auto child =
-      Child::spawn(loop.get(), shell("exec sleep 100"), [&](const ChildExit& e) { result = e; });
+  auto child = Child::spawn(loop.get(), shell("exec sleep 100"),
+                            [&](const ChildExit& e) { result = e; });
   sigprocmask(SIG_SETMASK, &old, nullptr);
   REQUIRE(child);
   REQUIRE((*child)->signal_group(SIGTERM));
@@ -171,9 +171,9 @@ TEST_CASE("a child starts with no signals blocked even if the daemon blocks them
 TEST_CASE("a deadline kills the whole process group, including a grandchild ignoring TERM") {
   TestLoop loop;
   std::optional<ChildExit> result;
-  auto child =
-      Child::spawn(loop.get(), shell("(trap '' TERM; exec sleep 1000) & echo $!; exec sleep 1000"),
-                   [&](const ChildExit& e) { result = e; });
+  auto child = Child::spawn(
+      loop.get(), shell("(trap '' TERM; exec sleep 1000) & echo $!; exec sleep 1000"),
+      [&](const ChildExit& e) { result = e; });
   REQUIRE(child);
   pid_t pgid = (*child)->pid();
   REQUIRE(loop.run_until([&] { return !(*child)->output().empty(); }));

@@ -40,10 +40,8 @@ TEST_CASE("next_to_start walks dependencies upwards, independent resources toget
 TEST_CASE("next_to_stop walks dependencies downwards") {
   GroupConfig g = web_group();
   auto all = all_resources(g);
-  StateMap s{{"app", ResourceState::Online},
-             {"ip", ResourceState::Online},
-             {"disk", ResourceState::Online},
-             {"log", ResourceState::Online}};
+  StateMap s{{"app", ResourceState::Online}, {"ip", ResourceState::Online},
+             {"disk", ResourceState::Online}, {"log", ResourceState::Online}};
   CHECK(next_to_stop(g, s, all) == std::vector<std::string>{"app", "log"});
   s["app"] = ResourceState::OfflinePending;
   CHECK(next_to_stop(g, s, all) == std::vector<std::string>{"log"});
@@ -58,8 +56,7 @@ TEST_CASE("targets limit what moves") {
   GroupConfig g = web_group();
   StateMap s;
   CHECK(next_to_start(g, s, with_dependencies(g, "ip")) == std::vector<std::string>{"disk"});
-  s = {{"app", ResourceState::Online},
-       {"ip", ResourceState::Online},
+  s = {{"app", ResourceState::Online}, {"ip", ResourceState::Online},
        {"disk", ResourceState::Online}};
   CHECK(next_to_stop(g, s, with_dependents(g, "ip")) == std::vector<std::string>{"app"});
 }

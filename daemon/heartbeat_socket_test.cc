@@ -1,13 +1,15 @@
 #include "heartbeat_socket.h"
 
-#include <doctest/doctest.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+
 #include <cstring>
+
+#include <doctest/doctest.h>
 
 #include "membership_test_util.h"
 
@@ -55,9 +57,8 @@ struct TwoNodes {
   std::unique_ptr<HeartbeatService> start(const char* name, std::vector<DetectorEvent>& events) {
     auto options = HeartbeatOptions::from_config(config, name, test_key(7), 100);
     REQUIRE_MESSAGE(options, options.error().to_string());
-    auto service =
-        HeartbeatService::create(loop.get(), std::move(*options),
-                                 [&events](const DetectorEvent& e) { events.push_back(e); });
+    auto service = HeartbeatService::create(loop.get(), std::move(*options),
+                                            [&events](const DetectorEvent& e) { events.push_back(e); });
     REQUIRE_MESSAGE(service, service.error().to_string());
     return std::move(*service);
   }
@@ -140,8 +141,7 @@ TEST_CASE("cluster_networks: resolves interfaces, skips client networks, refuses
 
 TEST_CASE("HeartbeatService: frames reach the peer over multicast on two networks") {
   TwoNodes t;
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
+  REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
   CHECK(t.a->detector().reachable() == NodeSet().set(1).set(2));
   CHECK(t.b->detector().reachable(1));
   const HeartbeatCounters& pub = t.b->counters(kPublic);
@@ -163,8 +163,8 @@ TEST_CASE("HeartbeatService: frames reach the peer over multicast on two network
 
   // A clean shutdown takes the node down at once on the other side.
   t.a->leave();
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return !t.b->detector().reachable(1); }, std::chrono::milliseconds(50)));
+  REQUIRE(run_until(t.loop.get(), [&] { return !t.b->detector().reachable(1); },
+                    std::chrono::milliseconds(50)));
   const DetectorEvent* gone = TwoNodes::find(t.b_events, DetectorEventKind::NodeUnreachable);
   REQUIRE(gone);
   CHECK(gone->leaving);
@@ -172,8 +172,7 @@ TEST_CASE("HeartbeatService: frames reach the peer over multicast on two network
 
 TEST_CASE("HeartbeatService: one cut network keeps the node; both cut lose it after the timeout") {
   TwoNodes t;
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
+  REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
   t.cut("va");
   REQUIRE(run_until(t.loop.get(), [&] { return !t.b->detector().link_up(1, kPublic); }));
   testing::run_for(t.loop.get(), kInterval * kMisses);
@@ -203,8 +202,7 @@ TEST_CASE("HeartbeatService: one cut network keeps the node; both cut lose it af
 
 TEST_CASE("HeartbeatService: forged, replayed and foreign frames are dropped and counted") {
   TwoNodes t;
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
+  REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
   InetAddress group = default_multicast_group(AF_INET, kCluster);
   Fd eavesdropper;
   t.net->in_peer([&] { eavesdropper = listener_on(group, "vb"); });
@@ -220,8 +218,7 @@ TEST_CASE("HeartbeatService: forged, replayed and foreign frames are dropped and
   sockaddr_storage to = make_sockaddr(group, 5405, 0, &length);
   auto inject = [&](std::span<const std::uint8_t> bytes) {
     REQUIRE(::sendto(attacker.get(), bytes.data(), bytes.size(), 0,
-                     reinterpret_cast<sockaddr*>(&to),
-                     length) == static_cast<ssize_t>(bytes.size()));
+                     reinterpret_cast<sockaddr*>(&to), length) == static_cast<ssize_t>(bytes.size()));
   };
   inject(captured);  // replay
   HeartbeatBytes tampered = captured;
@@ -256,8 +253,7 @@ namespace clusterd {
 //   unit_tests -tc="*every core busy*" --no-skip
 TEST_CASE("HeartbeatService: no false eviction with every core busy" * doctest::skip()) {
   TwoNodes t;
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
+  REQUIRE(run_until(t.loop.get(), [&] { return t.all_links_up(); }, std::chrono::seconds(3)));
   std::vector<pid_t> hogs;
   for (long i = 0; i < 2 * sysconf(_SC_NPROCESSORS_ONLN); ++i) {
     pid_t pid = fork();

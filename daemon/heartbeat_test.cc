@@ -1,9 +1,9 @@
 #include "heartbeat.h"
 
-#include <doctest/doctest.h>
-
 #include <set>
 #include <string>
+
+#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {
@@ -76,9 +76,9 @@ TEST_CASE("heartbeat: the wire layout is big-endian at fixed offsets") {
   CHECK(std::string(b.begin(), b.begin() + 4) == "CLHB");
   CHECK(b[4] == kHeartbeatVersion);
   CHECK(b[5] == kHeartbeatLeaving);
-  CHECK(b[6] == 1);  // network
-  CHECK(b[7] == 2);  // node
-  CHECK(b[8] == 0);  // cluster id, big-endian
+  CHECK(b[6] == 1);   // network
+  CHECK(b[7] == 2);   // node
+  CHECK(b[8] == 0);   // cluster id, big-endian
   CHECK(b[9] == 0x12);
   CHECK(b[11] == 0x56);
   CHECK(b[12] == 0x01);  // incarnation
@@ -87,8 +87,8 @@ TEST_CASE("heartbeat: the wire layout is big-endian at fixed offsets") {
   CHECK(b[28] == 0x21);  // term
   CHECK(b[36] == 3);     // coordinator
   CHECK(b[37] == 0);
-  CHECK(b[40] == 0x31);       // config version
-  CHECK(b[48] == 0x0e);       // hears: nodes 1, 2, 3 in byte 0
+  CHECK(b[40] == 0x31);  // config version
+  CHECK(b[48] == 0x0e);  // hears: nodes 1, 2, 3 in byte 0
   CHECK(b[48 + 25] == 0x01);  // node 200
   CHECK(b[48 + 31] == 0x80);  // node 255
 }
@@ -101,14 +101,10 @@ TEST_CASE("heartbeat: any flipped bit fails authentication or the header checks"
       bad[i] ^= static_cast<std::uint8_t>(1u << bit);
       auto r = decode_heartbeat(bad, kKey, kCluster);
       REQUIRE_FALSE(r);
-      if (i < 4)
-        CHECK(r.error() == HeartbeatDrop::BadMagic);
-      else if (i == 4)
-        CHECK(r.error() == HeartbeatDrop::BadVersion);
-      else if (i >= 8 && i < 12)
-        CHECK(r.error() == HeartbeatDrop::ForeignCluster);
-      else
-        CHECK(r.error() == HeartbeatDrop::BadAuth);
+      if (i < 4) CHECK(r.error() == HeartbeatDrop::BadMagic);
+      else if (i == 4) CHECK(r.error() == HeartbeatDrop::BadVersion);
+      else if (i >= 8 && i < 12) CHECK(r.error() == HeartbeatDrop::ForeignCluster);
+      else CHECK(r.error() == HeartbeatDrop::BadAuth);
     }
   }
 }

@@ -40,7 +40,7 @@ TEST_CASE("same_subnet compares whole and partial bytes") {
   auto a = *InetAddress::parse("10.0.0.50");
   CHECK(a.same_subnet(*InetAddress::parse("10.0.0.1"), 24));
   CHECK_FALSE(a.same_subnet(*InetAddress::parse("10.0.1.1"), 24));
-  CHECK(a.same_subnet(*InetAddress::parse("10.0.0.60"), 27));  // .32-.63
+  CHECK(a.same_subnet(*InetAddress::parse("10.0.0.60"), 27));   // .32-.63
   CHECK_FALSE(a.same_subnet(*InetAddress::parse("10.0.0.70"), 27));
   CHECK(a.same_subnet(*InetAddress::parse("192.168.1.1"), 0));
   CHECK_FALSE(a.same_subnet(*InetAddress::parse("fd00::1"), 0));  // families differ

@@ -1,11 +1,12 @@
 #include "ip_driver.h"
 
-#include <doctest/doctest.h>
 #include <linux/if_addr.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/socket.h>
+
+#include <doctest/doctest.h>
 
 #include "announce.h"
 #include "netlink_watcher.h"
@@ -79,12 +80,8 @@ struct IpFixture {
     REQUIRE(run_until(loop.get(), [&] { return result.has_value(); }));
     return *result;
   }
-  ActionResult start(ResourceDriver& d) {
-    return run([&](auto done) { d.start(done); });
-  }
-  ActionResult stop(ResourceDriver& d) {
-    return run([&](auto done) { d.stop(done); });
-  }
+  ActionResult start(ResourceDriver& d) { return run([&](auto done) { d.start(done); }); }
+  ActionResult stop(ResourceDriver& d) { return run([&](auto done) { d.stop(done); }); }
   ActionResult monitor(ResourceDriver& d) {
     return run([&](auto done) { d.monitor(MonitorLevel::IsAlive, done); });
   }
@@ -139,15 +136,17 @@ TEST_CASE("ip params: defaults, forms of address, and clear errors") {
   CHECK(p->probe_wait == 100ms);
   CHECK(p->interface.empty());
 
-  auto full = parse_ip_params(params(
-      {{"address", "fd00::50/64"}, {"interface", "eth1"}, {"arp_count", "0"}, {"probe", "no"}}));
+  auto full = parse_ip_params(
+      params({{"address", "fd00::50/64"}, {"interface", "eth1"}, {"arp_count", "0"},
+              {"probe", "no"}}));
   REQUIRE(full);
   CHECK(full->interface == "eth1");
   CHECK(full->arp_count == 0);
   CHECK_FALSE(full->probe);
 
   CHECK(parse_ip_params({}).error().message == "address is required");
-  CHECK(parse_ip_params(params({{"address", "10.0.0.500"}})).error().message.find("address:") == 0);
+  CHECK(parse_ip_params(params({{"address", "10.0.0.500"}})).error().message.find("address:") ==
+        0);
   CHECK(parse_ip_params(params({{"address", "10.0.0.5"}, {"arp_count", "many"}}))
             .error()
             .message.find("arp_count") == 0);
@@ -192,7 +191,8 @@ TEST_CASE("ipv4_label derives IFACE:RESOURCE, cut to 15 characters") {
 TEST_CASE("ip driver: start probes, adds a labelled /32, announces; stop removes it") {
   IpFixture f;
   // A client that knew the address at another MAC (an old owner): STALE before we start.
-  REQUIRE(f.net->peer("ip neigh replace 10.0.0.50 lladdr 02:00:00:00:00:99 dev vb nud stale") == 0);
+  REQUIRE(f.net->peer("ip neigh replace 10.0.0.50 lladdr 02:00:00:00:00:99 dev vb nud stale") ==
+          0);
   PeerCapture capture(*f.net);
   auto d = f.driver(fast("10.0.0.50/24"));
 
@@ -208,8 +208,7 @@ TEST_CASE("ip driver: start probes, adds a labelled /32, announces; stop removes
 
   // The probe went out first (sender 0.0.0.0), then arp_count gratuitous ARPs.
   InetAddress vip = ip("10.0.0.50");
-  REQUIRE(
-      run_until(f.loop.get(), [&] { return capture.gratuitous(f.net->local_mac(), vip) == 3; }));
+  REQUIRE(run_until(f.loop.get(), [&] { return capture.gratuitous(f.net->local_mac(), vip) == 3; }));
   REQUIRE_FALSE(capture.packets.empty());
   CHECK(capture.packets.front().sender_ip.is_unspecified());
   testing::run_for(f.loop.get(), 60ms);
@@ -270,8 +269,7 @@ TEST_CASE("ip driver: removal of the address or link down fails the resource at 
 
   REQUIRE(f.start(*d).status == ActionStatus::Ok);
   REQUIRE(f.net->local("ip addr del 10.0.0.50/32 dev va") == 0);
-  REQUIRE(run_until(
-      f.loop.get(), [&] { return !failures.empty(); }, 500ms));
+  REQUIRE(run_until(f.loop.get(), [&] { return !failures.empty(); }, 500ms));
   CHECK(failures.front() == "address 10.0.0.50 was removed from va");
   CHECK(f.monitor(*d).status == ActionStatus::Failed);
   REQUIRE(f.stop(*d).status == ActionStatus::Ok);
@@ -279,8 +277,7 @@ TEST_CASE("ip driver: removal of the address or link down fails the resource at 
   failures.clear();
   REQUIRE(f.start(*d).status == ActionStatus::Ok);
   REQUIRE(f.net->local("ip link set va down") == 0);
-  REQUIRE(run_until(
-      f.loop.get(), [&] { return !failures.empty(); }, 500ms));
+  REQUIRE(run_until(f.loop.get(), [&] { return !failures.empty(); }, 500ms));
   CHECK(failures.front() == "link va went down");
   CHECK(f.monitor(*d).status == ActionStatus::Failed);
   testing::run_for(f.loop.get(), 30ms);
@@ -292,8 +289,8 @@ TEST_CASE("ip driver: removal of the address or link down fails the resource at 
 
 TEST_CASE("ip driver: IPv6 is added with NODAD and announced with an unsolicited NA") {
   IpFixture f;
-  REQUIRE(f.net->peer("ip -6 neigh replace fd00::50 lladdr 02:00:00:00:00:99 dev vb nud stale") ==
-          0);
+  REQUIRE(f.net->peer(
+              "ip -6 neigh replace fd00::50 lladdr 02:00:00:00:00:99 dev vb nud stale") == 0);
   auto d = f.driver(fast("fd00::50/64"));
   auto started = f.start(*d);
   REQUIRE_MESSAGE(started.status == ActionStatus::Ok, started.reason);
@@ -306,13 +303,12 @@ TEST_CASE("ip driver: IPv6 is added with NODAD and announced with an unsolicited
   CHECK(f.monitor(*d).status == ActionStatus::Ok);  // known at once, before DAD work reports it
   std::string mac = to_string(f.net->local_mac());
   std::string neigh;
-  CHECK_MESSAGE(run_until(
-                    f.loop.get(),
-                    [&] {
-                      neigh = f.net->peer_output("ip -6 neigh show fd00::50 dev vb");
-                      return neigh.find(mac) != std::string::npos;
-                    },
-                    500ms),
+  CHECK_MESSAGE(run_until(f.loop.get(),
+                          [&] {
+                            neigh = f.net->peer_output("ip -6 neigh show fd00::50 dev vb");
+                            return neigh.find(mac) != std::string::npos;
+                          },
+                          500ms),
                 neigh);
   REQUIRE(f.stop(*d).status == ActionStatus::Ok);
   CHECK_FALSE(f.kernel_address("fd00::50"));
@@ -334,9 +330,8 @@ TEST_CASE("ip driver: stop after the link vanished is not an error (ENODEV)") {
   // Once the watcher knows, start says why it cannot run.
   auto started = f.start(*d);
   CHECK(started.status == ActionStatus::Failed);
-  CHECK(started.reason ==
-        "no interface has an address in a subnet containing 10.0.0.50; set "
-        "'interface'");
+  CHECK(started.reason == "no interface has an address in a subnet containing 10.0.0.50; set "
+                          "'interface'");
 }
 
 }  // namespace clusterd

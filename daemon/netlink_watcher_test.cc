@@ -1,9 +1,10 @@
 #include "netlink_watcher.h"
 
-#include <doctest/doctest.h>
 #include <linux/if_addr.h>
 #include <net/if.h>
 #include <sys/socket.h>
+
+#include <doctest/doctest.h>
 
 #include "netns_fixture.h"
 
@@ -150,7 +151,8 @@ TEST_CASE("NetlinkWatcher resyncs after the kernel dropped notifications (ENOBUF
 
   // The smallest receive buffer the kernel allows holds a handful of notifications.
   int tiny = 1;
-  REQUIRE(setsockopt(f.watcher->notification_fd(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) == 0);
+  REQUIRE(setsockopt(f.watcher->notification_fd(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) ==
+          0);
   std::string batch = "ip addr del 10.0.0.9/32 dev va";
   for (int i = 1; i <= 100; ++i) batch += fmt::format(" && ip addr add 10.0.2.{}/32 dev va", i);
   REQUIRE(f.net->local(batch) == 0);

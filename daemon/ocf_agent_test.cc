@@ -1,8 +1,8 @@
 #include "ocf_agent.h"
 
-#include <doctest/doctest.h>
-
 #include <fstream>
+
+#include <doctest/doctest.h>
 
 #include "loop_test_util.h"
 
@@ -159,9 +159,8 @@ TEST_CASE("agent specs resolve under OCF_ROOT or as paths") {
   CHECK(resolve_ocf_agent("/usr/lib/ocf", "heartbeat:Nope").error().to_string() ==
         "OCF agent 'heartbeat:Nope' not found at /usr/lib/ocf/resource.d/heartbeat/Nope: No "
         "such file or directory");
-  CHECK(resolve_ocf_agent("/usr/lib/ocf", "Dummy")
-            .error()
-            .message.starts_with("OCF agent 'Dummy' is neither provider:type"));
+  CHECK(resolve_ocf_agent("/usr/lib/ocf", "Dummy").error().message.starts_with(
+      "OCF agent 'Dummy' is neither provider:type"));
   CHECK_FALSE(resolve_ocf_agent("/usr/lib/ocf", "heartbeat:../../x"));
   CHECK_FALSE(resolve_ocf_agent("/usr/lib/ocf", ""));
   CHECK(resolve_ocf_agent("/usr/lib/ocf", "/usr/lib/ocf/resource.d").error().message ==
@@ -191,8 +190,8 @@ TEST_CASE("the agent environment follows the OCF RA API") {
   config.monitor.looks_alive = 5s;
   config.monitor.is_alive = 60s;
   OcfAgentPath agent{"/usr/lib/ocf/resource.d/heartbeat/Dummy", "heartbeat", "Dummy"};
-  auto env =
-      ocf_environment(config, context(loop), agent, OcfAction::Monitor, 20s, MonitorLevel::IsAlive);
+  auto env = ocf_environment(config, context(loop), agent, OcfAction::Monitor, 20s,
+                             MonitorLevel::IsAlive);
   auto has = [&](const std::string& entry) {
     return std::find(env.begin(), env.end(), entry) != env.end();
   };

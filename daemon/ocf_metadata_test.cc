@@ -84,9 +84,8 @@ More text.</longdesc>
 }
 
 TEST_CASE("bad meta-data is a clear error") {
-  CHECK(parse_ocf_metadata("<resource-agent><parameters>", "ocf:x:y")
-            .error()
-            .message.starts_with("ocf:x:y: meta-data is not valid XML ("));
+  CHECK(parse_ocf_metadata("<resource-agent><parameters>", "ocf:x:y").error().message.starts_with(
+      "ocf:x:y: meta-data is not valid XML ("));
   CHECK(parse_ocf_metadata("<other/>", "ocf:x:y").error().message ==
         "ocf:x:y: meta-data has no <resource-agent> element");
   CHECK(parse_ocf_metadata("<resource-agent><parameters><parameter/></parameters>"
@@ -133,8 +132,7 @@ TEST_CASE("meta-data ignores the agent's stderr and reports broken agents") {
   REQUIRE(broken);
   auto bad = read_ocf_metadata(*broken, root);
   REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.starts_with(
-      "ocf:clusterd-test:broken-metadata: meta-data is not valid XML"));
+  CHECK(bad.error().message.starts_with("ocf:clusterd-test:broken-metadata: meta-data is not valid XML"));
 }
 
 }  // namespace clusterd

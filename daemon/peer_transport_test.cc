@@ -1,9 +1,9 @@
 #include "peer_transport.h"
 
-#include <doctest/doctest.h>
-
 #include <set>
 #include <string>
+
+#include <doctest/doctest.h>
 
 #include "membership_test_util.h"
 
@@ -44,13 +44,13 @@ TEST_CASE("peer datagram: header and payload round-trip; layout is big-endian") 
   encode_peer_datagram(header(), payload, kKey, out);
   REQUIRE(out.size() == kPeerHeaderSize + 5 + kPeerMacSize);
   CHECK(text(std::span(out).first(4)) == "CLPT");
-  CHECK(out[5] == 1);      // request
-  CHECK(out[6] == 1);      // from
-  CHECK(out[7] == 2);      // to
-  CHECK(out[12] == 0x01);  // incarnation, most significant byte first
-  CHECK(out[27] == 77);    // sequence, least significant byte last
+  CHECK(out[5] == 1);     // request
+  CHECK(out[6] == 1);     // from
+  CHECK(out[7] == 2);     // to
+  CHECK(out[12] == 0x01); // incarnation, most significant byte first
+  CHECK(out[27] == 77);   // sequence, least significant byte last
   CHECK(out[28] == 0xbe);
-  CHECK(out[43] == 5);  // payload length
+  CHECK(out[43] == 5);    // payload length
   auto d = decode_peer_datagram(out, kKey, kCluster);
   REQUIRE(d);
   CHECK(d->header == header());
@@ -69,16 +69,11 @@ TEST_CASE("peer datagram: tampering, wrong key, foreign cluster, bad lengths are
     bad[i] ^= 0x10;
     auto r = decode_peer_datagram(bad, kKey, kCluster);
     REQUIRE_FALSE(r);
-    if (i < 4)
-      CHECK(r.error() == PeerDrop::BadMagic);
-    else if (i == 4)
-      CHECK(r.error() == PeerDrop::BadVersion);
-    else if (i >= 8 && i < 12)
-      CHECK(r.error() == PeerDrop::ForeignCluster);
-    else if (i >= 40 && i < 44)
-      CHECK(r.error() == PeerDrop::Truncated);
-    else
-      CHECK(r.error() == PeerDrop::BadAuth);
+    if (i < 4) CHECK(r.error() == PeerDrop::BadMagic);
+    else if (i == 4) CHECK(r.error() == PeerDrop::BadVersion);
+    else if (i >= 8 && i < 12) CHECK(r.error() == PeerDrop::ForeignCluster);
+    else if (i >= 40 && i < 44) CHECK(r.error() == PeerDrop::Truncated);
+    else CHECK(r.error() == PeerDrop::BadAuth);
   }
   CHECK(decode_peer_datagram(good, key_of(4), kCluster).error() == PeerDrop::BadAuth);
   CHECK(decode_peer_datagram(good, kKey, 1).error() == PeerDrop::ForeignCluster);
@@ -107,12 +102,12 @@ TEST_CASE("ReplayWindow: in order, reordered within the window, duplicates, rest
   CHECK(w.check(5, 3) == PeerDrop::Replay);
   CHECK(w.check(5, 0) == PeerDrop::Replay);
   CHECK_FALSE(w.check(5, 3 + kPeerReplayWindow - 1));
-  CHECK(w.check(5, 3) == PeerDrop::Replay);  // now out of the window
-  CHECK_FALSE(w.check(5, 4));                // the window's oldest slot
-  CHECK_FALSE(w.check(5, 10000));            // a jump clears the window
+  CHECK(w.check(5, 3) == PeerDrop::Replay);     // now out of the window
+  CHECK_FALSE(w.check(5, 4));                    // the window's oldest slot
+  CHECK_FALSE(w.check(5, 10000));                // a jump clears the window
   CHECK_FALSE(w.check(5, 9999));
   CHECK(w.check(4, 20000) == PeerDrop::OldIncarnation);
-  CHECK_FALSE(w.check(6, 1));  // restarted sender
+  CHECK_FALSE(w.check(6, 1));                    // restarted sender
   CHECK(w.incarnation() == 6);
   CHECK(w.check(5, 10001) == PeerDrop::OldIncarnation);
 }
@@ -160,8 +155,9 @@ TEST_CASE("PeerTransport: oneway messages and requests between two nodes, on eit
     network = m.network;
     got.push_back(text(m.payload));
   });
-  t.b->on_request(
-      6, [&](const PeerMessage& m, PeerReply reply) { reply(bytes("re: " + text(m.payload))); });
+  t.b->on_request(6, [&](const PeerMessage& m, PeerReply reply) {
+    reply(bytes("re: " + text(m.payload)));
+  });
   REQUIRE(t.a->send(2, 5, bytes("one")));
   REQUIRE(run_until(t.loop.get(), [&] { return !got.empty(); }));
   CHECK(got[0] == "one");
@@ -185,8 +181,7 @@ TEST_CASE("PeerTransport: oneway messages and requests between two nodes, on eit
   // A type nobody serves is refused at once, not timed out.
   std::optional<Result<PeerBytes>> refused;
   t.a->request(2, 99, bytes("?"), Duration(5000), [&](Result<PeerBytes> r) { refused = r; });
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return refused.has_value(); }, Duration(1000)));
+  REQUIRE(run_until(t.loop.get(), [&] { return refused.has_value(); }, Duration(1000)));
   REQUIRE_FALSE(*refused);
   CHECK(refused->error().message.find("no handler") != std::string::npos);
   CHECK_FALSE(t.a->send(3, 5, bytes("x")));  // not a peer
@@ -205,13 +200,11 @@ TEST_CASE("PeerTransport: requests survive 30 % loss each way; handlers run once
   int ok = 0, failed = 0;
   for (int i = 0; i < kRequests; ++i)
     t.a->request(2, 1, bytes(std::to_string(i)), Duration(3000), [&, i](Result<PeerBytes> r) {
-      if (r && text(*r) == std::to_string(i))
-        ++ok;
-      else
-        ++failed;
+      if (r && text(*r) == std::to_string(i)) ++ok;
+      else ++failed;
     });
-  REQUIRE(run_until(
-      t.loop.get(), [&] { return ok + failed == kRequests; }, std::chrono::seconds(5)));
+  REQUIRE(run_until(t.loop.get(), [&] { return ok + failed == kRequests; },
+                    std::chrono::seconds(5)));
   CHECK(ok == kRequests);
   CHECK(handled == kRequests);
   CHECK(t.a->counters().retransmits > 0);

@@ -1,10 +1,11 @@
 #include "process_driver.h"
 
-#include <doctest/doctest.h>
 #include <poll.h>
 #include <signal.h>
 
 #include <fstream>
+
+#include <doctest/doctest.h>
 
 #include "loop_test_util.h"
 
@@ -88,9 +89,8 @@ TEST_CASE("process params are validated") {
         "resource app: parameter 'args' must be a list");
   params["args"] = list({"-x"});
   params["stop_signal"] = scalar("BOGUS");
-  CHECK(parse_process_params("app", params)
-            .error()
-            .message.starts_with("resource app: stop_signal: 'BOGUS' is not a signal name"));
+  CHECK(parse_process_params("app", params).error().message.starts_with(
+      "resource app: stop_signal: 'BOGUS' is not a signal name"));
   params["stop_signal"] = scalar("sigint");
   params["umask"] = scalar("0027");
   auto ok = parse_process_params("app", params);
@@ -174,7 +174,8 @@ TEST_CASE("process driver: stop escalates to SIGKILL for a process group ignorin
   TestLoop loop;
   testing::TempDir dir;
   std::string ready = dir.path() + "/ready";
-  auto config = process("/bin/sh", {"-c", "trap '' TERM; sleep 1000 & touch " + ready + "; wait"});
+  auto config =
+      process("/bin/sh", {"-c", "trap '' TERM; sleep 1000 & touch " + ready + "; wait"});
   config.timeouts.stop = 300ms;
   auto driver = make(loop, config);
   REQUIRE(run(loop, [&](auto done) { driver->start(done); }).status == ActionStatus::Ok);
@@ -192,9 +193,9 @@ TEST_CASE("process driver: stop_signal is sent to the group") {
   TestLoop loop;
   testing::TempDir dir;
   std::string ready = dir.path() + "/ready";
-  auto config =
-      process("/bin/sh", {"-c", "trap 'echo got-hup > " + dir.path() + "/out; exit 0' HUP; touch " +
-                                    ready + "; while :; do sleep 0.05; done"});
+  auto config = process("/bin/sh", {"-c", "trap 'echo got-hup > " + dir.path() +
+                                              "/out; exit 0' HUP; touch " + ready +
+                                              "; while :; do sleep 0.05; done"});
   config.params["stop_signal"] = scalar("HUP");
   auto driver = make(loop, config);
   REQUIRE(run(loop, [&](auto done) { driver->start(done); }).status == ActionStatus::Ok);
@@ -209,10 +210,9 @@ TEST_CASE("process driver: stop_signal is sent to the group") {
 TEST_CASE("process driver: environment, working directory and CLUSTER_* variables") {
   TestLoop loop;
   testing::TempDir dir;
-  auto config = process("/bin/sh", {"-c",
-                                    "echo $FOO $CLUSTER_RESOURCE $CLUSTER_GROUP "
-                                    "$CLUSTER_NODE $(pwd) > out.tmp && mv out.tmp out; "
-                                    "exec sleep 1000"});
+  auto config = process("/bin/sh", {"-c", "echo $FOO $CLUSTER_RESOURCE $CLUSTER_GROUP "
+                                          "$CLUSTER_NODE $(pwd) > out.tmp && mv out.tmp out; "
+                                          "exec sleep 1000"});
   ParamValue env;
   env.kind = ParamValue::Kind::Map;
   env.map = {{"FOO", "bar"}};

@@ -1,8 +1,8 @@
 #include "resource_manager.h"
 
-#include <doctest/doctest.h>
-
 #include <algorithm>
+
+#include <doctest/doctest.h>
 
 #include "engine_test_util.h"
 #include "handle.h"

@@ -1,9 +1,9 @@
 #include "resource_state.h"
 
-#include <doctest/doctest.h>
-
 #include <set>
 #include <string>
+
+#include <doctest/doctest.h>
 
 namespace clusterd {
 namespace {

@@ -1,8 +1,8 @@
 #include "resource.h"
 
-#include <doctest/doctest.h>
-
 #include <set>
+
+#include <doctest/doctest.h>
 
 #include "engine_test_util.h"
 #include "handle.h"
