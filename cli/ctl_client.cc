@@ -136,6 +136,34 @@ CtlResult<ApplyResult> CtlClient::reload() {
   return read_reply<ApplyResult>(*reply);
 }
 
+/// Reads a reply made of one string.
+CtlResult<std::string> read_string(const BusMessagePtr& reply) {
+  const char* text = nullptr;
+  int r = sd_bus_message_read(reply.get(), "s", &text);
+  if (r < 0) return std::unexpected(bad_reply(r));
+  return std::string(text);
+}
+
+CtlResult<std::string> CtlClient::cluster() {
+  auto reply = call("GetCluster", "");
+  if (!reply) return std::unexpected(reply.error());
+  return read_string(*reply);
+}
+
+CtlResult<std::string> CtlClient::timelines() {
+  auto reply = call("GetTimelines", "");
+  if (!reply) return std::unexpected(reply.error());
+  return read_string(*reply);
+}
+
+CtlResult<std::string> CtlClient::command(const std::string& kind, const std::string& group,
+                                          const std::string& node, bool on) {
+  auto reply = call("ClusterCommand", "sssb", kind.c_str(), group.c_str(), node.c_str(),
+                    static_cast<int>(on));
+  if (!reply) return std::unexpected(reply.error());
+  return read_string(*reply);
+}
+
 CtlResult<void> CtlClient::subscribe() {
   int r = sd_bus_match_signal(bus_.get(), nullptr, nullptr, kBusObjectPath, kBusInterface,
                               "Changed", on_changed, changes_.get());

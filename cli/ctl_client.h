@@ -41,6 +41,13 @@ class CtlClient {
   CtlResult<void> set_target(bool online, const std::string& group, const std::string& resource);
   CtlResult<ApplyResult> apply(const std::string& text, const std::string& file);
   CtlResult<ApplyResult> reload();
+  /// GetCluster: membership and consensus as JSON text.
+  CtlResult<std::string> cluster();
+  /// GetTimelines: the failover timelines as JSON text.
+  CtlResult<std::string> timelines();
+  /// ClusterCommand: move/pause/drain/resume/maintenance; the coordinator's answer.
+  CtlResult<std::string> command(const std::string& kind, const std::string& group,
+                                 const std::string& node, bool on);
 
   /// Starts counting Changed signals (call before the action whose effect you wait for).
   CtlResult<void> subscribe();

@@ -67,7 +67,58 @@ int cmd_nodes(const CtlOptions& o) {
   return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
     auto nodes = c.nodes();
     if (!nodes) return std::unexpected(nodes.error());
-    o.json ? print_json(to_json(*nodes)) : print(format_nodes(*nodes));
+    if (o.json) {
+      print_json(to_json(*nodes));
+      return {};
+    }
+    auto cluster = c.cluster();
+    if (!cluster) return std::unexpected(cluster.error());
+    print(format_cluster_line(nlohmann::json::parse(*cluster, nullptr, false)));
+    print(format_nodes(*nodes));
+    return {};
+  });
+}
+
+int cmd_cluster(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto cluster = c.cluster();
+    if (!cluster) return std::unexpected(cluster.error());
+    auto j = nlohmann::json::parse(*cluster, nullptr, false);
+    o.json ? print_json(j) : print(format_cluster(j));
+    return {};
+  });
+}
+
+int cmd_timeline(const CtlOptions& o) {
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto text = c.timelines();
+    if (!text) return std::unexpected(text.error());
+    auto all = nlohmann::json::parse(*text, nullptr, false);
+    nlohmann::json chosen = nlohmann::json::array();
+    for (const auto& t : all)
+      if (o.args.empty() || t.value("group", "") == o.args[0]) chosen.push_back(t);
+    o.json ? print_json(chosen) : print(format_timelines(chosen));
+    return {};
+  });
+}
+
+int cmd_cluster_command(const CtlOptions& o) {
+  std::string group, node;
+  bool on = false;
+  if (o.command == "move") {
+    group = o.args[0];
+    if (o.args.size() > 1) node = o.args[1];
+  } else if (o.command == "maintenance") {
+    if (o.args[0] != "on" && o.args[0] != "off")
+      return report({kExitUsage, "maintenance takes \"on\" or \"off\""});
+    on = o.args[0] == "on";
+  } else {
+    node = o.args[0];
+  }
+  return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    auto answer = c.command(o.command, group, node, on);
+    if (!answer) return std::unexpected(answer.error());
+    print(*answer + "\n");
     return {};
   });
 }
@@ -251,6 +302,11 @@ int run_command(const CtlOptions& o) {
   const std::string& cmd = o.command;
   if (cmd == "status") return cmd_status(o);
   if (cmd == "nodes") return cmd_nodes(o);
+  if (cmd == "cluster") return cmd_cluster(o);
+  if (cmd == "timeline") return cmd_timeline(o);
+  if (cmd == "move" || cmd == "pause" || cmd == "drain" || cmd == "resume" ||
+      cmd == "maintenance")
+    return cmd_cluster_command(o);
   if (cmd == "groups") return cmd_groups(o);
   if (cmd == "resources") return cmd_resources(o);
   if (cmd == "events") return cmd_events(o);

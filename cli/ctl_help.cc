@@ -13,7 +13,9 @@ Usage: clusterctl [--bus PATH] COMMAND [ARGS] [OPTIONS]
 
 Reading (anyone may; add --json for machine-readable output):
   status [--watch]         cluster, nodes, groups and resources; --watch follows changes
-  nodes                    the nodes and their state
+  nodes                    the nodes and their state, the term and the coordinator
+  cluster                  membership, quorum, consensus and heartbeat counters
+  timeline [GROUP]         failover timelines: each phase with its time
   groups                   the resource groups, their state and owner
   resources [GROUP]        every resource (of GROUP), with state, pid, restarts, reason
   events [--since N] [--follow]
@@ -27,6 +29,10 @@ Changing (root, or a member of the cluster's admin_group):
   apply FILE               send a new configuration to the daemon; it checks, saves and applies
                            it, and prints what changed (or every problem of the file)
   reload                   make the daemon re-read its configuration file (like SIGHUP)
+  move GROUP [NODE]        move a group (to NODE, else the best other node)
+  pause NODE | drain NODE | resume NODE
+                           pause: keep its groups, take no new ones; drain: move them away
+  maintenance on|off       freeze (or resume) automatic placement decisions
 
 Local (no daemon needed):
   validate FILE [--ocf-root DIR]
@@ -71,6 +77,60 @@ Lists the nodes of the configuration with their id and state ("up" for the node 
 
 Example:
   clusterctl nodes --json
+)"},
+      {"cluster", R"(clusterctl cluster [--json]
+
+Shows this node's view of the cluster: term, role, coordinator, whether a quorum confirms this
+node, the committed configuration version, each node's state and when it was last heard, and
+the heartbeat and transport counters, including frames dropped as forged, foreign or replayed.
+
+Example:
+  clusterctl cluster --json
+)"},
+      {"timeline", R"(clusterctl timeline [GROUP] [--json]
+
+Shows the recorded failovers and moves (of GROUP) with the time of each phase: decided,
+detected, offline confirmed, online.
+
+Example:
+  clusterctl timeline ledger
+)"},
+      {"move", R"(clusterctl move GROUP [NODE]
+
+Asks the coordinator to move GROUP to NODE (or to the best other node): offline on its owner,
+confirmed, then online on the new one.
+
+Example:
+  clusterctl move ledger node2
+)"},
+      {"pause", R"(clusterctl pause NODE
+
+Pauses NODE: it keeps its groups but takes no new ones.
+
+Example:
+  clusterctl pause node2
+)"},
+      {"drain", R"(clusterctl drain NODE
+
+Drains NODE: its groups move to other nodes and it takes no new ones.
+
+Example:
+  clusterctl drain node1
+)"},
+      {"resume", R"(clusterctl resume NODE
+
+Ends a pause or drain of NODE.
+
+Example:
+  clusterctl resume node1
+)"},
+      {"maintenance", R"(clusterctl maintenance on|off
+
+Maintenance mode freezes automatic placement (no failover, failback or autostart); explicit
+requests still act.
+
+Example:
+  clusterctl maintenance on
 )"},
       {"groups", R"(clusterctl groups [--json]
 

@@ -76,3 +76,55 @@ std::string format_event(const Event& e) {
 }
 
 }  // namespace clusterd
+
+namespace clusterd {
+namespace {
+
+std::string json_text(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key)) return "-";
+  const auto& v = j.at(key);
+  if (v.is_string()) return dash_if_empty(v.get<std::string>());
+  if (v.is_null()) return "-";
+  return v.dump();
+}
+
+}  // namespace
+
+std::string format_cluster_line(const nlohmann::json& c) {
+  if (!c.is_object()) return "";
+  bool quorate = c.value("quorate", false);
+  return fmt::format("term {}, coordinator {}, quorum {} ({} is {})\n", json_text(c, "term"),
+                     json_text(c, "coordinator"), quorate ? "yes" : "NO", json_text(c, "node"),
+                     json_text(c, "role"));
+}
+
+std::string format_cluster(const nlohmann::json& c) {
+  if (!c.is_object()) return "";
+  std::string out = format_cluster_line(c);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& n : c.value("nodes", nlohmann::json::array()))
+    rows.push_back({json_text(n, "name"), json_text(n, "state"), json_text(n, "term"),
+                    json_text(n, "coordinator"), json_text(n, "last_heard_ms")});
+  out += "\n" + format_table({"NODE", "STATE", "TERM", "FOLLOWS", "HEARD_MS_AGO"}, rows);
+  rows.clear();
+  for (const auto& h : c.value("heartbeat", nlohmann::json::array()))
+    rows.push_back({json_text(h, "name"), json_text(h, "sent"), json_text(h, "accepted"),
+                    json_text(h, "dropped")});
+  if (!rows.empty())
+    out += "\n" + format_table({"NETWORK", "SENT", "ACCEPTED", "DROPPED"}, rows);
+  return out;
+}
+
+std::string format_timelines(const nlohmann::json& timelines) {
+  std::string out;
+  for (const auto& t : timelines) {
+    out += fmt::format("{} ({}), #{}\n", json_text(t, "group"), json_text(t, "cause"),
+                       json_text(t, "id"));
+    for (const auto& p : t.value("phases", nlohmann::json::array()))
+      out += fmt::format("  {}  {:<16} {}\n", json_text(p, "time"), json_text(p, "phase"),
+                         json_text(p, "node"));
+  }
+  return out.empty() ? "no failover recorded\n" : out;
+}
+
+}  // namespace clusterd

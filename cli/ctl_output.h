@@ -1,6 +1,8 @@
 // Human-readable output of clusterctl: aligned tables and event lines.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -20,5 +22,12 @@ std::string format_resources(const std::vector<GroupView>& groups);
 std::string format_status(const StatusView& status);
 /// "2024-05-01T12:00:00.123Z #7 resource web/app: offline -> online-pending: reason".
 std::string format_event(const Event& event);
+
+/// "term 3, coordinator node1, quorum yes (node2 is follower)" and a newline.
+std::string format_cluster_line(const nlohmann::json& cluster);
+/// The GetCluster JSON as text: the line above, then nodes and counters.
+std::string format_cluster(const nlohmann::json& cluster);
+/// Failover timelines as text, one block per timeline.
+std::string format_timelines(const nlohmann::json& timelines);
 
 }  // namespace clusterd

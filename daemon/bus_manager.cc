@@ -86,8 +86,7 @@ int method_get_status(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept
 }
 
 int method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept {
-  ApiBackend& backend = backend_of(userdata);
-  auto nodes = node_views(*backend.config(), backend.node_name());
+  auto nodes = backend_of(userdata).nodes();
   return reply_with(m, [&](sd_bus_message* reply) { return bus_append(reply, nodes); });
 }
 
@@ -184,6 +183,36 @@ int method_apply(sd_bus_message* m, void* userdata, sd_bus_error* error) noexcep
   return reply_apply(m, backend.apply(text, *file ? file : "<apply>", *reason), error);
 }
 
+int method_get_cluster(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept {
+  std::string text = backend_of(userdata).cluster_json();
+  return sd_bus_reply_method_return(m, "s", text.c_str());
+}
+
+int method_get_timelines(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept {
+  std::string text = backend_of(userdata).timelines_json();
+  return sd_bus_reply_method_return(m, "s", text.c_str());
+}
+
+int method_cluster_command(sd_bus_message* m, void* userdata, sd_bus_error* error) noexcept {
+  const char* kind = nullptr;
+  const char* group = nullptr;
+  const char* node = nullptr;
+  int on = 0;
+  int r = sd_bus_message_read(m, "sssb", &kind, &group, &node, &on);
+  if (r < 0) return r;
+  ApiBackend& backend = backend_of(userdata);
+  auto reason = admit(m, backend, fmt::format("ClusterCommand {}", kind), error);
+  if (!reason) return -EACCES;
+  if (*group && !names_exist(*backend.config(), group, nullptr, error)) return -ENOENT;
+  if (*node && backend.config()->find_node(node) == nullptr)
+    return sd_bus_error_setf(error, kErrorFailed, "there is no node called \"%s\"", node);
+  ClusterCommand command{kind, group, node, on != 0, ""};
+  log(LogLevel::Info, {{"GROUP", group}}, "{}", *reason);
+  auto result = backend.cluster_command(command, *reason);
+  if (!result) return sd_bus_error_set(error, kErrorFailed, result.error().to_string().c_str());
+  return sd_bus_reply_method_return(m, "s", result->c_str());
+}
+
 int method_reload(sd_bus_message* m, void* userdata, sd_bus_error* error) noexcept {
   ApiBackend& backend = backend_of(userdata);
   auto reason = admit(m, backend, "Reload", error);
@@ -218,6 +247,21 @@ constexpr uint64_t kUnpriv = SD_BUS_VTABLE_UNPRIVILEGED;
 
 }  // namespace
 
+std::string ApiBackend::cluster_json() const {
+  // A cluster of one: always quorate, this node coordinates itself.
+  nlohmann::json nodes = to_json(this->nodes());
+  return nlohmann::json{{"node", node_name()},     {"term", 0},
+                        {"role", "single"},        {"coordinator", node_name()},
+                        {"quorate", true},         {"fenced", false},
+                        {"nodes", nodes},          {"heartbeat", nlohmann::json::array()}}
+      .dump();
+}
+
+Result<std::string> ApiBackend::cluster_command(const ClusterCommand& command,
+                                                const std::string&) {
+  return fail("\"{}\" needs a cluster of more than one node", command.kind);
+}
+
 const sd_bus_vtable BusManager::kVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_PROPERTY("ClusterName", "s", string_property<cluster_name>, 0, 0),
@@ -240,6 +284,14 @@ const sd_bus_vtable BusManager::kVtable[] = {
     SD_BUS_METHOD_WITH_NAMES("GetEvents", "tu", SD_BUS_PARAM(after_seq) SD_BUS_PARAM(limit),
                              "a" CLUSTERD_SIG_EVENT, SD_BUS_PARAM(events), method_get_events,
                              kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("GetCluster", "", , "s", SD_BUS_PARAM(json), method_get_cluster,
+                             kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("GetTimelines", "", , "s", SD_BUS_PARAM(json), method_get_timelines,
+                             kUnpriv),
+    SD_BUS_METHOD_WITH_NAMES("ClusterCommand", "sssb",
+                             SD_BUS_PARAM(kind) SD_BUS_PARAM(group) SD_BUS_PARAM(node)
+                                 SD_BUS_PARAM(on),
+                             "s", SD_BUS_PARAM(result), method_cluster_command, kUnpriv),
     SD_BUS_METHOD_WITH_NAMES("OnlineGroup", "s", SD_BUS_PARAM(group), "", , method_online_group,
                              kUnpriv),
     SD_BUS_METHOD_WITH_NAMES("OfflineGroup", "s", SD_BUS_PARAM(group), "", , method_offline_group,

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "bus_server.h"
+#include "bus_view.h"
 #include "bus_wire.h"
+#include "cluster_state.h"
 #include "config.h"
 #include "error.h"
 #include "event_history.h"
@@ -45,6 +47,16 @@ class ApiBackend {
                                     const std::string& reason) = 0;
   /// Re-reads the configuration file.
   virtual Result<ApplyResult> reload(const std::string& reason) = 0;
+  /// Every node with its membership state (one node: this one up, the others unknown).
+  virtual std::vector<NodeView> nodes() const { return node_views(*config(), node_name()); }
+  /// Membership and consensus as JSON (term, coordinator, quorum, nodes, counters).
+  virtual std::string cluster_json() const;
+  /// The failover timelines as a JSON array.
+  virtual std::string timelines_json() const { return "[]"; }
+  /// A cluster command (move, pause, drain, resume, maintenance) for the coordinator; the
+  /// answer sentence.
+  virtual Result<std::string> cluster_command(const ClusterCommand& command,
+                                              const std::string& reason);
 };
 
 /// Serves org.clusterd1.Manager for `backend` on every connection of a BusServer.

@@ -62,6 +62,8 @@ Daemon::~Daemon() {
   // The manager records events while it is torn down; nobody must hear them any more.
   history_.set_listener(nullptr);
   if (manager_) manager_->set_change_listener(nullptr);
+  if (manager_) manager_->set_group_failed_listener(nullptr);
+  cluster_.reset();
   server_.reset();
 }
 
@@ -77,7 +79,12 @@ Result<std::unique_ptr<Daemon>> Daemon::start(sd_event* loop, const DaemonOption
     return fail_errno(r, "could not enable the systemd watchdog");
   d->record("daemon", fmt::format("clusterd {} started on node {}", CLUSTERD_VERSION, d->node_));
   sd_notifyf(0, "READY=1\nSTATUS=%s", status_line(d->manager_->status()).c_str());
-  d->autostart();
+  if (d->config_->nodes.size() > 1) {
+    // Groups run where the committed placement says (the coordinator autostarts them).
+    if (auto r = d->start_cluster(); !r) return std::unexpected(r.error());
+  } else {
+    d->autostart();
+  }
   return d;
 }
 
@@ -122,6 +129,12 @@ void Daemon::start_manager() {
   history_.set_listener([this](const Event&) { on_change(); });
   manager_->set_change_listener([this] { on_change(); });
   manager_->set_group_failed_listener([this](const std::string& group) {
+    if (cluster_) {
+      log(LogLevel::Err, {{"GROUP", group}}, "group {} failed; reporting it to the coordinator",
+          group);
+      cluster_->on_group_failed(group);
+      return;
+    }
     log(LogLevel::Err, {{"GROUP", group}}, "group {} failed; it stays failed on this node", group);
   });
   manager_->apply(config_);
@@ -193,16 +206,98 @@ void Daemon::stop(const std::string& reason) {
   record("daemon", fmt::format("stopping: {}", reason));
   manager_->shutdown([this] {
     log(LogLevel::Notice, {}, "every group is offline, exiting");
+    // Only now: peers take over our groups as soon as we leave.
+    if (cluster_) cluster_->leave();
     sd_event_exit(loop_, 0);
   });
 }
 
 Result<void> Daemon::online_group(const std::string& group, const std::string& reason) {
+  if (cluster_) {
+    auto r = run_command({"online", group, "", false, ""});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
   return manager_->online_group(group, reason);
 }
 
 Result<void> Daemon::offline_group(const std::string& group, const std::string& reason) {
+  if (cluster_) {
+    auto r = run_command({"offline", group, "", false, ""});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
   return manager_->offline_group(group, reason);
+}
+
+std::vector<GroupStatus> Daemon::group_status() const {
+  return cluster_ ? cluster_->groups(manager_->status()) : manager_->status();
+}
+
+std::vector<NodeView> Daemon::nodes() const {
+  return cluster_ ? cluster_->nodes() : ApiBackend::nodes();
+}
+
+std::string Daemon::cluster_json() const {
+  return cluster_ ? cluster_->describe().dump() : ApiBackend::cluster_json();
+}
+
+std::string Daemon::timelines_json() const {
+  return cluster_ ? cluster_->timelines().dump() : ApiBackend::timelines_json();
+}
+
+Result<std::string> Daemon::cluster_command(const ClusterCommand& command,
+                                            const std::string& reason) {
+  if (!cluster_) return ApiBackend::cluster_command(command, reason);
+  return run_command(command);
+}
+
+Result<std::string> Daemon::run_command(const ClusterCommand& command) {
+  // Answered at once when this node coordinates or the command cannot go anywhere; otherwise it
+  // is forwarded to the coordinator and its answer is logged.
+  std::optional<Result<std::string>> answer;
+  auto shared = std::make_shared<bool>(true);
+  std::weak_ptr<bool> waiting = shared;
+  cluster_->submit(command, [&answer, waiting, kind = command.kind](Result<std::string> r) {
+    if (waiting.lock()) {
+      answer = std::move(r);
+      return;
+    }
+    if (r)
+      log(LogLevel::Info, {}, "coordinator: {}", *r);
+    else
+      log(LogLevel::Warning, {}, "the coordinator refused {}: {}", kind, r.error().to_string());
+  });
+  shared.reset();
+  if (answer) return *answer;
+  return fmt::format("{} forwarded to the coordinator", command.kind);
+}
+
+Result<void> Daemon::start_cluster() {
+  ClusterContext context;
+  context.loop = loop_;
+  context.node = node_;
+  context.state_dir = options_.state_dir;
+  context.config = config_;
+  context.manager = manager_.get();
+  context.history = &history_;
+  context.apply_config = [this](const std::string& yaml) { return apply_committed_config(yaml); };
+  auto cluster = ClusterService::start(std::move(context));
+  if (!cluster) return std::unexpected(cluster.error());
+  cluster_ = std::move(*cluster);
+  return {};
+}
+
+Result<void> Daemon::apply_committed_config(const std::string& yaml) {
+  auto parsed = parse_config(yaml, "<committed>", catalog_);
+  if (parsed) parsed = with_source(*parsed, options_.config_path);
+  auto result = take_config(std::move(parsed), "committed by the cluster", yaml);
+  if (!result) return std::unexpected(result.error());
+  if (!result->applied)
+    return fail("the committed configuration has {} problem(s) here",
+                result->diagnostics.size());
+  if (cluster_) cluster_->set_config(config_);
+  return {};
 }
 
 Result<void> Daemon::online_resource(const std::string& group, const std::string& resource,
@@ -226,7 +321,19 @@ Result<ApplyResult> Daemon::apply(std::string_view text, const std::string& file
                                   const std::string& reason) {
   auto parsed = parse_config(text, file, catalog_);
   if (parsed) parsed = with_source(*parsed, options_.config_path);
-  return take_config(std::move(parsed), reason, text);
+  if (!cluster_) return take_config(std::move(parsed), reason, text);
+  // A cluster: validate here, then the coordinator commits it and every node applies it.
+  ApplyResult result;
+  if (parsed)
+    result.diagnostics = check_new_config(**parsed);
+  else
+    result.diagnostics = std::move(parsed.error());
+  if (!result.diagnostics.empty()) return result;
+  auto submitted = run_command({"apply", "", "", false, std::string(text)});
+  if (!submitted) return std::unexpected(submitted.error());
+  result.applied = true;
+  result.changes = summarize_changes(*config_, **parsed);
+  return result;
 }
 
 Diagnostics Daemon::check_new_config(const Config& config) const {
@@ -300,6 +407,7 @@ int Daemon::on_flush(sd_event_source*, void* userdata) noexcept {
 }
 
 void Daemon::flush_changes() {
+  if (cluster_) cluster_->on_local_change();
   if (!stopping_) sd_notifyf(0, "STATUS=%s", status_line(manager_->status()).c_str());
   if (server_) server_->broadcast([this](sd_bus* bus) { return bus_manager_.emit_changed(bus); });
 }

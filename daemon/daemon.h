@@ -10,6 +10,7 @@
 
 #include "bus_manager.h"
 #include "bus_server.h"
+#include "cluster_service.h"
 #include "config.h"
 #include "daemon_options.h"
 #include "error.h"
@@ -44,7 +45,7 @@ class Daemon final : public ApiBackend {
   // ApiBackend
   ConfigPtr config() const override { return config_; }
   const std::string& node_name() const override { return node_; }
-  std::vector<GroupStatus> group_status() const override { return manager_->status(); }
+  std::vector<GroupStatus> group_status() const override;
   const EventHistory& history() const override { return history_; }
   bool stopping() const override { return stopping_; }
   Result<void> online_group(const std::string& group, const std::string& reason) override;
@@ -55,6 +56,11 @@ class Daemon final : public ApiBackend {
                                 const std::string& reason) override;
   Result<ApplyResult> apply(std::string_view text, const std::string& file,
                             const std::string& reason) override;
+  std::vector<NodeView> nodes() const override;
+  std::string cluster_json() const override;
+  std::string timelines_json() const override;
+  Result<std::string> cluster_command(const ClusterCommand& command,
+                                      const std::string& reason) override;
 
  private:
   Daemon(sd_event* loop, const DaemonOptions& options);
@@ -65,6 +71,9 @@ class Daemon final : public ApiBackend {
   Result<void> watch_signals();
   Result<void> add_change_flush();
   void autostart();
+  Result<void> start_cluster();
+  Result<void> apply_committed_config(const std::string& yaml);
+  Result<std::string> run_command(const ClusterCommand& command);
   Result<ApplyResult> take_config(std::expected<ConfigPtr, Diagnostics> loaded,
                                   const std::string& reason, std::string_view save_text);
   Diagnostics check_new_config(const Config& config) const;
@@ -85,6 +94,7 @@ class Daemon final : public ApiBackend {
   std::unique_ptr<ResourceManager> manager_;
   BusManager bus_manager_{*this};
   std::unique_ptr<BusServer> server_;
+  std::unique_ptr<ClusterService> cluster_;  ///< Only with more than one node.
   EventSourcePtr sigterm_, sigint_, sighup_, flush_;
   bool stopping_ = false;
 };

@@ -373,6 +373,7 @@ void HeartbeatService::send_all(std::uint8_t extra_flags) {
           "Heartbeats on network {} are sent again", net.name);
     last_send_error_[i] = err;
   }
+  if (sent_listener_) sent_listener_(sequence_, mono_now());
 }
 
 void HeartbeatService::leave() {

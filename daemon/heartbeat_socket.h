@@ -139,6 +139,13 @@ class HeartbeatService {
   /// Sends a frame with the leaving flag on every network now and stops the send timer: peers
   /// drop this node at once instead of after the timeout (clean shutdown).
   void leave();
+  /// Sends a frame on every network now, besides the timer's (e.g. when what this node hears
+  /// changed, so peers learn it without waiting for the next interval).
+  void send_now() { send_all(0); }
+  /// Called after each frame goes out with its sequence and the time (the quorum guard's input).
+  void set_sent_listener(std::function<void(std::uint64_t sequence, MonoTime at)> listener) {
+    sent_listener_ = std::move(listener);
+  }
 
   /// The failure detector's current view.
   const FailureDetector& detector() const { return detector_; }
@@ -163,6 +170,7 @@ class HeartbeatService {
   sd_event* loop_ = nullptr;
   HeartbeatOptions options_;
   EventHandler on_event_;
+  std::function<void(std::uint64_t, MonoTime)> sent_listener_;
   HeartbeatVerifier verifier_;
   FailureDetector detector_;
   HeartbeatStatus status_;

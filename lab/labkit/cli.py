@@ -212,9 +212,11 @@ def cmd_start_node(args):
 
 def cmd_partition(args):
     the_lab = lab.Lab.load(args.name)
-    applied = the_lab.partition(args.nodes, lab.network.networks_arg(args.network))
+    applied = the_lab.partition(args.nodes, lab.network.networks_arg(args.network),
+                                args.outbound_only)
+    how = "no longer heard by" if args.outbound_only else "cut off from"
     for net, ports in applied.items():
-        print(f"{net}: {', '.join(ports)} cut off from the rest")
+        print(f"{net}: {', '.join(ports)} {how} the rest")
 
 
 def cmd_heal(args):
@@ -276,6 +278,9 @@ def _parser():
     p.add_argument("nodes", nargs="+", metavar="NODE", help="node (or client, storage)")
     p.add_argument("--network", action="append", choices=list(topology.NETWORKS) + ["all"],
                    help="network to cut (repeatable; default all)")
+    p.add_argument("--outbound-only", action="store_true",
+                   help="one-way cut: drop only what the named nodes send (they still hear "
+                   "the others)")
     p = add("heal", cmd_heal, "remove every cut (on the chosen networks)")
     p.add_argument("--network", action="append", choices=list(topology.NETWORKS) + ["all"],
                    help="network to heal (repeatable; default all)")

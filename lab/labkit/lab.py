@@ -208,13 +208,13 @@ class Lab:
 
     # -- partitions ----------------------------------------------------------------------------
 
-    def partition(self, side, networks):
+    def partition(self, side, networks, outbound_only=False):
         known = [e.name for e in self.topo.endpoints()]
         for name in side:
             if name not in known:
                 raise LabError(f"'{name}' is not a node or endpoint of lab '{self.prefix}' "
                                f"(known: {', '.join(known)})")
-        applied = network.partition(self.topo, side, networks)
+        applied = network.partition(self.topo, side, networks, outbound_only)
         if not applied:
             raise LabError(f"none of {', '.join(side)} is on the {', '.join(networks)} network")
         self.state["partitions"] = self.state["partitions"] + [applied]

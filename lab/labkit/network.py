@@ -111,9 +111,11 @@ def _quoted_set(names):
     return "{ " + ", ".join(f'"{n}"' for n in names) + " }"
 
 
-def partition(topo, side, networks):
+def partition(topo, side, networks, outbound_only=False):
     """Cuts the endpoints in `side` off from every other port, both ways, on `networks`; ports
-    inside `side` still reach each other. Returns {network: ports cut} for what applied."""
+    inside `side` still reach each other. `outbound_only`: a one-way cut, only frames leaving
+    `side` are dropped (the side still hears the others; they no longer hear it). Returns
+    {network: ports cut} for what applied."""
     applied = {}
     for network in networks:
         ports = [p for p in side if p in topo.ports(network)]
@@ -125,6 +127,7 @@ def partition(topo, side, networks):
             "  chain forward { type filter hook forward priority 0; policy accept; }",
             "}",
             f"add rule bridge {NFT_TABLE} forward iifname {inside} oifname != {inside} drop",
+            "" if outbound_only else
             f"add rule bridge {NFT_TABLE} forward iifname != {inside} oifname {inside} drop",
             ""]))
         applied[network] = ports

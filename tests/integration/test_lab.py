@@ -264,7 +264,7 @@ def test_multicast_crosses_the_private_bridge(lab2):
         [CLUSTERLAB, "exec", "--name", lab2.name, "node2", "--", "/usr/bin/python3", "-c",
          "import socket,struct\n"
          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-         "s.bind(('',5405))\n"
+         "s.bind(('',5499))\n"
          "s.setsockopt(socket.IPPROTO_IP,socket.IP_ADD_MEMBERSHIP,"
          "socket.inet_aton('239.77.0.1')+socket.inet_aton('10.78.0.12'))\n"
          "s.settimeout(10); print('ready',flush=True); print(s.recv(100).decode(),flush=True)"],
@@ -275,7 +275,7 @@ def test_multicast_crosses_the_private_bridge(lab2):
                   "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                   "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_IF,"
                   "socket.inet_aton('10.78.0.11'))\n"
-                  "for _ in range(20): s.sendto(b'heartbeat',('239.77.0.1',5405)); "
+                  "for _ in range(20): s.sendto(b'heartbeat',('239.77.0.1',5499)); "
                   "time.sleep(0.05)\n")
         lab2.exec("node1", "/usr/bin/python3", "-c", sender)
         assert receiver.stdout.readline().strip() == "heartbeat"

@@ -1,0 +1,855 @@
+#include "cluster_service.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "incarnation.h"
+#include "log.h"
+
+namespace clusterd {
+namespace {
+
+using nlohmann::json;
+
+/// The housekeeping period: Raft ticks, echoes, quorum checks, reconciliation.
+constexpr Duration kTickPeriod{20};
+/// How long a report or forwarded command is retried before the caller hears of a failure.
+constexpr Duration kRequestTimeout{3000};
+/// A report not followed by a matching record is sent again after this long.
+constexpr Duration kReportRetry{1000};
+/// Margin W between "nobody hears the node" and "its groups may start elsewhere".
+constexpr Duration kTakeoverMargin{20};
+/// Compact the Raft log every this many applied entries.
+constexpr Index kCompactEvery = 64;
+
+Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
+std::span<const std::uint8_t> span_of(const Bytes& b) { return {b.data(), b.size()}; }
+
+RaftTiming raft_timing(const Config& config) {
+  // Elections follow the failure detector: D - interval, so a follower's vote is free again by
+  // the time the detector declares its leader unreachable (docs/membership.md).
+  Duration interval = config.heartbeat.interval;
+  Duration detection = interval * config.heartbeat.misses;
+  RaftTiming t;
+  t.heartbeat_interval = interval;
+  t.election_timeout_min = std::max(detection - interval, interval * 2);
+  t.election_timeout_max = t.election_timeout_min * 2;
+  t.lease_margin = t.election_timeout_min / 100 + interval / 2;
+  return t;
+}
+
+QuorumTiming quorum_timing(const Config& config) {
+  QuorumTiming t;
+  t.detection = config.heartbeat.interval * config.heartbeat.misses;
+  t.stop_budget = std::min(Duration(150), t.detection / 3);
+  t.margin = std::max(Duration(5), std::min(Duration(30), t.detection / 16));
+  return t;
+}
+
+GroupState group_state_of(GroupPhase phase) {
+  switch (phase) {
+    case GroupPhase::Online:
+      return GroupState::Online;
+    case GroupPhase::Starting:
+    case GroupPhase::Stopping:
+      return GroupState::Pending;
+    case GroupPhase::Failed:
+      return GroupState::Failed;
+    case GroupPhase::Offline:
+      return GroupState::Offline;
+  }
+  return GroupState::Offline;
+}
+
+json command_json(const ClusterCommand& c) {
+  return {{"kind", c.kind}, {"group", c.group}, {"node", c.node}, {"on", c.on}, {"text", c.text}};
+}
+
+ClusterCommand command_from(const json& j) {
+  return {j.at("kind").get<std::string>(), j.at("group").get<std::string>(),
+          j.at("node").get<std::string>(), j.at("on").get<bool>(), j.at("text").get<std::string>()};
+}
+
+/// A report's answer: nothing to do (reconcile() retries until the record shows the report
+/// applied). Not inlined: g++ 12 warns falsely about std::expected inside std::function.
+[[gnu::noinline]] void note_report_answer(Result<PeerBytes> answer) {
+  if (!answer) log(LogLevel::Debug, {}, "report not answered: {}", answer.error().to_string());
+}
+
+int local_hour() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return tm.tm_hour;
+}
+
+}  // namespace
+
+ClusterService::ClusterService(ClusterContext context)
+    : context_(std::move(context)), config_(context_.config) {}
+
+ClusterService::~ClusterService() {
+  timer_.reset();
+  transport_.reset();
+  heartbeats_.reset();
+}
+
+Result<std::unique_ptr<ClusterService>> ClusterService::start(ClusterContext context) {
+  std::unique_ptr<ClusterService> s(new ClusterService(std::move(context)));
+  auto keys = load_cluster_keys(s->config_->cluster.authkey_path);
+  if (!keys) return std::unexpected(keys.error());
+  auto incarnation = next_incarnation(s->context_.state_dir);
+  if (!incarnation) return std::unexpected(incarnation.error());
+  if (auto r = s->open(*keys, *incarnation); !r) return std::unexpected(r.error());
+  if (auto r = s->start_timer(); !r) return std::unexpected(r.error());
+  s->process_ready();
+  return s;
+}
+
+Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarnation) {
+  const Config& config = *config_;
+  auto hb = HeartbeatOptions::from_config(config, context_.node, keys.heartbeat, incarnation);
+  if (!hb) return std::unexpected(hb.error());
+  std::uint8_t self = hb->self;
+  auto heartbeats = HeartbeatService::create(
+      context_.loop, *hb, [this](const DetectorEvent& e) { on_detector_event(e); });
+  if (!heartbeats) return std::unexpected(heartbeats.error());
+  heartbeats_ = std::move(*heartbeats);
+  auto tp = PeerTransportOptions::from_config(config, context_.node, keys.transport, incarnation);
+  if (!tp) return std::unexpected(tp.error());
+  auto transport = PeerTransport::create(context_.loop, *tp);
+  if (!transport) return std::unexpected(transport.error());
+  transport_ = std::move(*transport);
+  transport_->set_link_state([this](std::uint8_t node, std::size_t network) {
+    return heartbeats_->detector().link_up(node, network);
+  });
+
+  auto storage = RaftStorage::open(context_.state_dir);
+  if (!storage) return std::unexpected(storage.error());
+  storage_.emplace(std::move(*storage));
+  auto restored = decode_state(span_of(storage_->state().snapshot.data));
+  if (!restored) return std::unexpected(restored.error());
+  state_ = std::move(*restored);
+  // The committed configuration wins over the file this daemon started with (it is newer or
+  // the same: every committed version was also saved to the file).
+  take_committed_config();
+
+  VoterMap voters;
+  std::map<std::uint8_t, std::uint32_t> votes;
+  for (const auto& n : config.nodes) {
+    voters[n.id] = n.votes;
+    votes[static_cast<std::uint8_t>(n.id)] = n.votes;
+  }
+  RaftTiming timing = raft_timing(config);
+  if (auto r = validate_raft_settings(self, voters, timing); !r) return r;
+  raft_ = std::make_unique<RaftNode>(self, voters, timing, storage_->state(), mono_now(),
+                                     incarnation * 1000003u + self);
+  guard_ = std::make_unique<QuorumGuard>(self, votes, quorum_timing(config));
+  heartbeats_->set_sent_listener([this](std::uint64_t seq, MonoTime at) { guard_->sent(seq, at); });
+  register_handlers();
+  log(LogLevel::Notice, {}, "cluster service started: node {} (id {}), incarnation {}, term {}",
+      context_.node, self, incarnation, storage_->state().hard.term);
+  return {};
+}
+
+void ClusterService::register_handlers() {
+  transport_->on_message(static_cast<std::uint16_t>(PeerType::Raft),
+                         [this](const PeerMessage& m) { on_raft_message(m); });
+  transport_->on_message(static_cast<std::uint16_t>(PeerType::Echo),
+                         [this](const PeerMessage& m) { on_echo(m); });
+  transport_->on_request(static_cast<std::uint16_t>(PeerType::Report),
+                         [this](const PeerMessage& m, PeerReply r) { on_report_request(m, r); });
+  transport_->on_request(static_cast<std::uint16_t>(PeerType::Command),
+                         [this](const PeerMessage& m, PeerReply r) { on_command_request(m, r); });
+  transport_->on_request(static_cast<std::uint16_t>(PeerType::Sync),
+                         [this](const PeerMessage& m, PeerReply r) { on_sync_request(m, r); });
+}
+
+Result<void> ClusterService::start_timer() {
+  sd_event_source* source = nullptr;
+  int r = sd_event_add_time_relative(context_.loop, &source, CLOCK_BOOTTIME,
+                                     kTickPeriod.count() * 1000, 1000, on_timer, this);
+  if (r < 0) return fail_errno(r, "could not add the cluster service timer");
+  timer_.reset(source);
+  sd_event_source_set_description(source, "cluster-tick");
+  sd_event_source_set_priority(source, SD_EVENT_PRIORITY_IMPORTANT);
+  return {};
+}
+
+int ClusterService::on_timer(sd_event_source* source, uint64_t, void* userdata) noexcept {
+  auto* self = static_cast<ClusterService*>(userdata);
+  self->tick();
+  sd_event_source_set_time_relative(source, kTickPeriod.count() * 1000);
+  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  return 0;
+}
+
+void ClusterService::tick() {
+  MonoTime now = mono_now();
+  raft_->tick(now);
+  process_ready();
+  if (now.ms_since(last_echo_) >= config_->heartbeat.interval.count()) {
+    last_echo_ = now;
+    send_echoes();
+  }
+  check_quorum(now);
+  sync();
+  coordinate();
+  reconcile();
+}
+
+// ---- Consensus ------------------------------------------------------------------------------
+
+void ClusterService::on_raft_message(const PeerMessage& message) {
+  auto decoded = decode_message(message.payload);
+  if (!decoded) {
+    log(LogLevel::Warning, {}, "Raft message from node {} dropped: {}", message.from,
+        decoded.error().to_string());
+    return;
+  }
+  if (decoded->from != message.from) return;  // the transport authenticated the sender
+  raft_->tick(mono_now());
+  raft_->step(*decoded);
+  process_ready();
+}
+
+void ClusterService::process_ready() {
+  bool applied = false;
+  while (raft_->has_ready()) {
+    RaftReady ready = raft_->ready();
+    if (auto r = storage_->persist(ready); !r) {
+      // Without durable state this node must not speak: a lost vote could elect two leaders.
+      log(LogLevel::Err, {}, "could not persist the Raft state, not sending: {}",
+          r.error().to_string());
+      return;
+    }
+    for (const auto& m : ready.messages) {
+      Bytes bytes = encode_message(m);
+      (void)transport_->send(static_cast<std::uint8_t>(m.to),
+                             static_cast<std::uint16_t>(PeerType::Raft), span_of(bytes));
+    }
+    if (ready.snapshot) restore(*ready.snapshot);
+    applied = applied || ready.snapshot.has_value();
+    for (const auto& e : ready.committed) {
+      apply_committed(e);
+      applied = true;
+    }
+    if (ready.status) on_status(*ready.status);
+  }
+  if (!applied) return;
+  maybe_compact();
+  coordinate();
+  reconcile();
+}
+
+void ClusterService::apply_committed(const Entry& entry) {
+  std::uint64_t version = state_.config_version;
+  if (inflight_ && entry.index >= inflight_->second) inflight_.reset();
+  auto changed = apply_entry(state_, entry);
+  if (!changed) {
+    log(LogLevel::Warning, {}, "{}", changed.error().to_string());
+    return;
+  }
+  if (!changed->empty()) record("cluster", "", fmt::format("committed: {}", *changed));
+  if (state_.config_version != version) take_committed_config();
+  if (static_cast<EntryType>(entry.type) == EntryType::Placement) note_detections();
+}
+
+void ClusterService::restore(const Snapshot& snapshot) {
+  auto restored = decode_state(span_of(snapshot.data));
+  if (!restored) {
+    log(LogLevel::Err, {}, "{}", restored.error().to_string());
+    return;
+  }
+  std::uint64_t version = state_.config_version;
+  state_ = std::move(*restored);
+  // A node that was down takes the cluster's newest configuration with the snapshot.
+  if (state_.config_version != version) take_committed_config();
+}
+
+void ClusterService::take_committed_config() {
+  if (!context_.apply_config || state_.config_version == 0) return;
+  if (auto r = context_.apply_config(state_.config_yaml); !r)
+    log(LogLevel::Err, {}, "committed configuration version {} does not apply here: {}",
+        state_.config_version, r.error().to_string());
+}
+
+void ClusterService::note_detections() {
+  // The leader adds when it detected the loss of a node to the timelines that loss opened.
+  if (!leading()) return;
+  for (const auto& t : state_.timelines) {
+    if (t.cause != "node-loss" || t.id != state_.applied) continue;
+    for (const auto& p : t.phases) {
+      auto id = id_of(p.node);
+      auto it = detected_.find(id);
+      if (p.phase != "decided-mark-offline" || it == detected_.end()) continue;
+      Usec wall = wall_now_usec() - (mono_now().usec - it->second.usec);
+      (void)raft_->propose(static_cast<std::uint16_t>(EntryType::Timeline),
+                           encode_timeline(t.group, {"detected", p.node, wall}));
+    }
+  }
+}
+
+void ClusterService::maybe_compact() {
+  const Snapshot& stored = storage_->state().snapshot;
+  if (state_.applied < stored.index + kCompactEvery) return;
+  auto snapshot = raft_->compact(state_.applied, encode_state(state_));
+  if (!snapshot) return;
+  if (auto r = storage_->compact(*snapshot); !r)
+    log(LogLevel::Warning, {}, "could not compact the Raft log: {}", r.error().to_string());
+}
+
+void ClusterService::on_status(const RaftStatus& status) {
+  HeartbeatStatus hb;
+  hb.term = status.term;
+  hb.coordinator = status.leader ? static_cast<std::uint8_t>(*status.leader) : 0;
+  hb.config_version = state_.config_version;
+  heartbeats_->set_status(hb);
+  std::string leader = status.leader ? name_of(static_cast<std::uint8_t>(*status.leader)) : "";
+  record("membership", "",
+         fmt::format("term {}: {} ({}), coordinator {}", status.term, to_string(status.role),
+                     context_.node, leader.empty() ? "unknown" : leader));
+  if (status.role != RaftRole::Leader) {
+    inflight_.reset();
+    requests_.clear();
+    term_start_.reset();
+  } else {
+    term_start_ = raft_->last_index();  // the no-op of this term
+  }
+  sync_index_.reset();  // a new leader: sync again with it before acting
+}
+
+Result<Index> ClusterService::propose(EntryType type, Bytes data) {
+  auto index = raft_->propose(static_cast<std::uint16_t>(type), std::move(data));
+  if (index) process_ready();
+  return index;
+}
+
+// ---- Membership -----------------------------------------------------------------------------
+
+std::uint8_t ClusterService::id_of(const std::string& name) const {
+  const NodeConfig* n = config_->find_node(name);
+  return n ? static_cast<std::uint8_t>(n->id) : 0;
+}
+
+std::string ClusterService::name_of(std::uint8_t id) const {
+  for (const auto& n : config_->nodes)
+    if (n.id == id) return n.name;
+  return fmt::format("node-id-{}", id);
+}
+
+void ClusterService::on_detector_event(const DetectorEvent& event) {
+  std::string node = name_of(event.node);
+  switch (event.kind) {
+    case DetectorEventKind::NodeReachable:
+      record("membership", "", fmt::format("node {} is reachable", node));
+      unheard_since_.erase(node);
+      break;
+    case DetectorEventKind::NodeUnreachable: {
+      record("membership", "",
+             fmt::format("node {} is unreachable{}", node, event.leaving ? " (it left)" : ""));
+      detected_[event.node] = event.at;
+      auto status = raft_->status();
+      // Do not wait for an election timeout when the coordinator is gone: the lowest-id voter
+      // that remains campaigns at once, the others keep their timers (no split vote).
+      if (status.leader && *status.leader == event.node) {
+        NodeSet reachable = heartbeats_->detector().reachable();
+        std::uint8_t first = 0;
+        for (const auto& n : config_->nodes)
+          if (n.votes > 0 && reachable[n.id] && (first == 0 || n.id < first))
+            first = static_cast<std::uint8_t>(n.id);
+        if (first == raft_->id()) {
+          raft_->tick(mono_now());
+          raft_->campaign();
+          process_ready();
+        }
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  // Peers learn at once what we stopped (or started) hearing: it gates their takeover.
+  if (event.kind == DetectorEventKind::NodeUnreachable ||
+      event.kind == DetectorEventKind::NodeReachable)
+    heartbeats_->send_now();
+}
+
+void ClusterService::send_echoes() {
+  const FailureDetector& d = heartbeats_->detector();
+  for (const auto& n : config_->nodes) {
+    auto id = static_cast<std::uint8_t>(n.id);
+    if (id == raft_->id() || !d.reachable(id)) continue;
+    const PeerView* view = d.view(id);
+    if (view == nullptr) continue;
+    std::string payload = json{{"seq", view->sequence}}.dump();
+    (void)transport_->send(id, static_cast<std::uint16_t>(PeerType::Echo),
+                           span_of(bytes_of(payload)));
+  }
+}
+
+void ClusterService::on_echo(const PeerMessage& message) {
+  try {
+    auto j = json::parse(message.payload.begin(), message.payload.end());
+    guard_->echoed(message.from, j.at("seq").get<std::uint64_t>());
+  } catch (const json::exception&) {
+  }
+}
+
+bool ClusterService::heard_by_anyone(std::uint8_t node) const {
+  const FailureDetector& d = heartbeats_->detector();
+  if (d.reachable(node)) return true;
+  for (const auto& n : config_->nodes) {
+    auto id = static_cast<std::uint8_t>(n.id);
+    if (id == raft_->id() || id == node || !d.reachable(id)) continue;
+    const PeerView* view = d.view(id);
+    if (view != nullptr && view->hears[node]) return true;
+  }
+  return false;
+}
+
+NodeState ClusterService::node_state(const NodeConfig& node) const {
+  auto id = static_cast<std::uint8_t>(node.id);
+  if (id != raft_->id() && !heartbeats_->detector().reachable(id)) return NodeState::Down;
+  auto flag = state_.admin.find(node.name);
+  if (flag != state_.admin.end())
+    return flag->second == NodeFlag::Paused ? NodeState::Paused : NodeState::Draining;
+  return NodeState::Up;
+}
+
+std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
+  // docs/membership.md: a down node is safe once neither we nor anyone we hear hears it (each
+  // peer clears it D after its last frame, when the node has fenced itself), plus margin W.
+  std::set<std::string> safe;
+  // (a) Only while we reach a quorum ourselves: a decision made without one could still commit
+  // after the partition heals (the placement simulator found this).
+  NodeSet reachable = heartbeats_->detector().reachable();
+  std::uint64_t votes = 0, total = 0;
+  for (const auto& n : config_->nodes) {
+    total += n.votes;
+    if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
+  }
+  if (2 * votes <= total) {
+    unheard_since_.clear();
+    return safe;
+  }
+  for (const auto& n : config_->nodes) {
+    auto id = static_cast<std::uint8_t>(n.id);
+    if (id == raft_->id() || heard_by_anyone(id)) {
+      unheard_since_.erase(n.name);
+      continue;
+    }
+    auto [it, inserted] = unheard_since_.try_emplace(n.name, now);
+    if (now >= it->second + kTakeoverMargin) safe.insert(n.name);
+  }
+  return safe;
+}
+
+// ---- Coordinator ----------------------------------------------------------------------------
+
+PlacementInput ClusterService::placement_input(MonoTime now) {
+  PlacementInput in;
+  in.config = config_;
+  for (const auto& n : config_->nodes) in.view.nodes[n.name] = node_state(n);
+  in.view.maintenance = state_.maintenance;
+  in.view.quorate = true;  // the leader holds a quorum (check-quorum steps it down otherwise)
+  in.state = state_.placement;
+  in.requests = requests_;
+  in.safe_nodes = safe_nodes(now);
+  in.now = placement_time(wall_now_usec());
+  in.hour = local_hour();
+  return in;
+}
+
+void ClusterService::coordinate() {
+  if (!leading() || inflight_ || raft_->commit_index() > state_.applied) return;
+  // A new leader decides only once an entry of its own term (the no-op) is applied: then it
+  // knows every committed owner (leader completeness), and no entry of an earlier term left in
+  // its log can still commit behind a decision made without it.
+  if (!term_start_ || state_.applied < *term_start_) return;
+  PlacementInput input = placement_input(mono_now());
+  auto actions = decide(input);
+  std::vector<PlacementAction> acting;
+  for (auto& a : actions) {
+    if (a.kind == ActionKind::Refuse)
+      record("placement", a.group, fmt::format("refused: {}", a.reason));
+    if (a.kind != ActionKind::Wait && a.kind != ActionKind::Refuse) acting.push_back(a);
+  }
+  requests_.clear();
+  if (acting.empty()) return;
+  auto index = propose(EntryType::Placement, encode_placement(acting, wall_now_usec()));
+  if (index) inflight_ = std::make_pair(raft_->status().term, *index);
+}
+
+void ClusterService::on_report_request(const PeerMessage& message, PeerReply reply) {
+  try {
+    auto j = json::parse(message.payload.begin(), message.payload.end());
+    GroupReport r{j.at("group").get<std::string>(), name_of(message.from), GroupPhase::Online};
+    auto phase = j.at("phase").get<std::string>();
+    for (int i = 0; i < kGroupPhaseCount; ++i)
+      if (phase == to_string(static_cast<GroupPhase>(i))) r.phase = static_cast<GroupPhase>(i);
+    auto index = propose(EntryType::Report, encode_report(r, wall_now_usec()));
+    std::string answer = index ? "ok" : index.error().to_string();
+    reply(span_of(bytes_of(answer)));
+  } catch (const json::exception& e) {
+    reply(span_of(bytes_of(std::string("malformed report"))));
+  }
+}
+
+void ClusterService::on_command_request(const PeerMessage& message, PeerReply reply) {
+  Result<std::string> result = fail("malformed command");
+  try {
+    auto j = json::parse(message.payload.begin(), message.payload.end());
+    result = execute(command_from(j));
+  } catch (const json::exception&) {
+  }
+  json answer = result ? json{{"ok", true}, {"text", *result}}
+                       : json{{"ok", false}, {"text", result.error().message}};
+  reply(span_of(bytes_of(answer.dump())));
+}
+
+Result<std::string> ClusterService::execute(const ClusterCommand& c) {
+  if (!leading()) return fail("this node is not the coordinator any more; try again");
+  auto request = [&](RequestKind kind) -> Result<std::string> {
+    if (config_->find_group(c.group) == nullptr)
+      return fail("there is no group called \"{}\"", c.group);
+    requests_.push_back({kind, c.group, c.node});
+    coordinate();
+    return fmt::format("{} {} submitted to the coordinator", to_string(kind), c.group);
+  };
+  auto admin = [&](NodeFlag flag) -> Result<std::string> {
+    if (config_->find_node(c.node) == nullptr)
+      return fail("there is no node called \"{}\"", c.node);
+    auto index = propose(EntryType::Admin, encode_admin({c.node, flag, false}));
+    if (!index) return std::unexpected(index.error());
+    return fmt::format("node {}: {} submitted", c.node, c.kind);
+  };
+  if (c.kind == "move") return request(RequestKind::Move);
+  if (c.kind == "online") return request(RequestKind::Online);
+  if (c.kind == "offline") return request(RequestKind::Offline);
+  if (c.kind == "pause") return admin(NodeFlag::Paused);
+  if (c.kind == "drain") return admin(NodeFlag::Draining);
+  if (c.kind == "resume") return admin(NodeFlag::None);
+  if (c.kind == "maintenance") {
+    auto index = propose(EntryType::Admin, encode_admin({"", NodeFlag::None, c.on}));
+    if (!index) return std::unexpected(index.error());
+    return fmt::format("maintenance mode {} submitted", c.on ? "on" : "off");
+  }
+  if (c.kind == "apply") {
+    std::uint64_t version = state_.config_version + 1;
+    auto index = propose(EntryType::Config, encode_config(version, c.text));
+    if (!index) return std::unexpected(index.error());
+    return fmt::format("configuration version {} submitted", version);
+  }
+  return fail("unknown command \"{}\"", c.kind);
+}
+
+void ClusterService::submit(ClusterCommand command, std::function<void(Result<std::string>)> done) {
+  if (leading()) {
+    done(execute(command));
+    return;
+  }
+  auto leader = raft_->status().leader;
+  if (!leader) {
+    done(fail("there is no coordinator right now (no quorum, or an election is running)"));
+    return;
+  }
+  std::string payload = command_json(command).dump();
+  transport_->request(static_cast<std::uint8_t>(*leader),
+                      static_cast<std::uint16_t>(PeerType::Command), span_of(bytes_of(payload)),
+                      kRequestTimeout, [done](Result<PeerBytes> answer) {
+                        if (!answer) return done(std::unexpected(answer.error()));
+                        try {
+                          auto j = json::parse(answer->begin(), answer->end());
+                          if (j.at("ok").get<bool>()) return done(j.at("text").get<std::string>());
+                          done(fail("{}", j.at("text").get<std::string>()));
+                        } catch (const json::exception&) {
+                          done(fail("the coordinator's answer is malformed"));
+                        }
+                      });
+}
+
+// ---- Node agent -----------------------------------------------------------------------------
+
+void ClusterService::on_sync_request(const PeerMessage&, PeerReply reply) {
+  // Only a leader inside its lease knows that no newer leader committed anything it lacks.
+  auto lease = raft_->lease_expiry();
+  // The last index, not the commit index: a decision still pending in the log (made while the
+  // asking node was lost) must be applied there before it starts anything.
+  bool ok =
+      leading() && lease && mono_now() < *lease && term_start_ && state_.applied >= *term_start_;
+  json answer = ok ? json{{"commit", raft_->last_index()}} : json{{"commit", nullptr}};
+  reply(span_of(bytes_of(answer.dump())));
+}
+
+void ClusterService::sync() {
+  if (sync_index_ || sync_pending_ || fenced_) return;
+  if (leading()) {
+    if (term_start_) sync_index_ = *term_start_;
+    return;
+  }
+  auto leader = raft_->status().leader;
+  if (!leader) return;
+  sync_pending_ = true;
+  transport_->request(static_cast<std::uint8_t>(*leader),
+                      static_cast<std::uint16_t>(PeerType::Sync), {}, Duration(500),
+                      [alive = std::weak_ptr<bool>(alive_), this](Result<PeerBytes> answer) {
+                        if (alive.expired()) return;
+                        sync_pending_ = false;
+                        if (!answer || fenced_) return;
+                        auto j = json::parse(answer->begin(), answer->end(), nullptr, false);
+                        if (j.is_object() && j.contains("commit") && j["commit"].is_number())
+                          sync_index_ = j["commit"].get<Index>();
+                      });
+}
+
+bool ClusterService::current() const {
+  // Act only on state that is current: a known leader, a quorum that confirms us, and every
+  // entry committed before we (re)joined applied.
+  return raft_->status().leader.has_value() && !fenced_ && sync_index_ &&
+         state_.applied >= *sync_index_;
+}
+
+void ClusterService::reconcile() {
+  if (context_.manager == nullptr) return;
+  bool current = this->current();
+  for (const auto& g : context_.manager->status()) {
+    PlacementRecord r = record_of(state_, g.name);
+    bool mine = r.node == context_.node;
+    bool want = mine && (r.phase == GroupPhase::Starting || r.phase == GroupPhase::Online);
+    std::uint64_t epoch = state_.epochs.contains(g.name) ? state_.epochs.at(g.name) : 0;
+    // Starting: once per epoch (a new decision). Online: only if this daemon has not started it
+    // yet (it restarted); never again on the report that turned Starting into Online.
+    bool start = r.phase == GroupPhase::Starting
+                     ? !started_epoch_.contains(g.name) || started_epoch_.at(g.name) != epoch
+                     : !started_epoch_.contains(g.name);
+    if (want && current && start) {
+      started_epoch_[g.name] = epoch;
+      failed_.erase(g.name);
+      auto reason = fmt::format("committed placement: {} on {} ({})", to_string(r.phase),
+                                context_.node, to_string(r.cause));
+      if (auto res = context_.manager->online_group(g.name, reason); !res)
+        log(LogLevel::Err, {{"GROUP", g.name}}, "could not start group {}: {}", g.name,
+            res.error().to_string());
+    }
+    if (!want && g.state != GroupState::Offline && !(g.state == GroupState::Failed && !mine)) {
+      if (started_epoch_.erase(g.name) > 0 || g.state != GroupState::Failed)
+        (void)context_.manager->offline_group(
+            g.name, mine ? "committed placement: stop here"
+                         : "the committed placement does not run the group here");
+    }
+    if (!mine || !current) continue;
+    bool failed = failed_.contains(g.name) ||
+                  (r.phase == GroupPhase::Starting && g.state == GroupState::Failed);
+    if ((r.phase == GroupPhase::Starting || r.phase == GroupPhase::Online) && failed)
+      report(g.name, GroupPhase::Failed);
+    else if (r.phase == GroupPhase::Starting && g.state == GroupState::Online)
+      report(g.name, GroupPhase::Online);
+    else if (r.phase == GroupPhase::Stopping &&
+             (g.state == GroupState::Offline || g.state == GroupState::Failed))
+      report(g.name, GroupPhase::Offline);
+  }
+}
+
+void ClusterService::report(const std::string& group, GroupPhase phase) {
+  std::uint64_t epoch = state_.epochs.contains(group) ? state_.epochs.at(group) : 0;
+  MonoTime now = mono_now();
+  auto it = reported_.find(group);
+  if (it != reported_.end() && it->second.epoch == epoch && it->second.phase == phase &&
+      now < it->second.at + kReportRetry)
+    return;
+  reported_[group] = {epoch, phase, now};
+  if (phase == GroupPhase::Failed) failed_.erase(group);
+  GroupReport r{group, context_.node, phase};
+  if (leading()) {
+    (void)propose(EntryType::Report, encode_report(r, wall_now_usec()));
+    return;
+  }
+  auto leader = raft_->status().leader;
+  if (!leader) return;
+  std::string payload =
+      json{{"group", group}, {"phase", to_string(phase)}, {"epoch", epoch}}.dump();
+  transport_->request(static_cast<std::uint8_t>(*leader),
+                      static_cast<std::uint16_t>(PeerType::Report), span_of(bytes_of(payload)),
+                      kRequestTimeout, note_report_answer);
+}
+
+void ClusterService::on_local_change() { reconcile(); }
+
+void ClusterService::on_group_failed(const std::string& group) {
+  // Reported from the next tick: this runs inside the manager's own callback.
+  failed_.insert(group);
+}
+
+void ClusterService::check_quorum(MonoTime now) {
+  if (guard_->quorate(now)) {
+    if (fenced_) {
+      record("quorum", "", "a quorum confirms this node again; groups follow the coordinator");
+      fenced_ = false;
+      kill_at_.reset();
+    }
+    return;
+  }
+  if (!fenced_) self_fence(now);
+  if (kill_at_ && now >= *kill_at_) {
+    kill_leftovers();
+    kill_at_.reset();
+  }
+}
+
+void ClusterService::self_fence(MonoTime now) {
+  fenced_ = true;
+  sync_index_.reset();
+  auto c = guard_->confirmed(now);
+  fence_reason_ =
+      c ? fmt::format("no quorum has confirmed hearing this node for {} ms", now.ms_since(*c))
+        : std::string("no quorum has confirmed hearing this node yet");
+  bool any = false;
+  for (const auto& g : context_.manager->status()) {
+    if (g.state == GroupState::Offline) continue;
+    any = true;
+    started_epoch_.erase(g.name);
+    (void)context_.manager->offline_group(g.name, fmt::format("self-fence: {}", fence_reason_));
+  }
+  if (!any) return;  // nothing runs here: nothing to fence
+  kill_at_ = guard_->kill_deadline(now);
+  record("quorum", "",
+         fmt::format("quorum lost, taking every group offline: {}; hard deadline in {} ms",
+                     fence_reason_, kill_at_->ms_since(now)));
+}
+
+void ClusterService::kill_leftovers() {
+  for (const auto& g : context_.manager->status()) {
+    for (const auto& r : g.resources) {
+      if (r.main_pid <= 0 || r.state == ResourceState::Offline) continue;
+      pid_t pgid = getpgid(r.main_pid);
+      if (pgid > 1) ::kill(-pgid, SIGKILL);
+      ::kill(r.main_pid, SIGKILL);
+      record(
+          "quorum", g.name,
+          fmt::format("self-fence hard deadline: killed resource {} (pid {})", r.name, r.main_pid));
+    }
+  }
+}
+
+void ClusterService::leave() {
+  if (heartbeats_) heartbeats_->leave();
+}
+
+// ---- API views ------------------------------------------------------------------------------
+
+std::vector<NodeView> ClusterService::nodes() const {
+  std::vector<NodeView> out;
+  for (const auto& n : config_->nodes) {
+    NodeState s = node_state(n);
+    out.push_back({n.name, n.id, to_string(s)});
+  }
+  return out;
+}
+
+std::vector<GroupStatus> ClusterService::groups(std::vector<GroupStatus> local) const {
+  for (auto& g : local) {
+    if (!g.owner.empty()) continue;  // runs (or runs down) here
+    PlacementRecord r = record_of(state_, g.name);
+    if (r.node.empty() || r.node == context_.node) continue;
+    g.owner = r.node;
+    g.state = group_state_of(r.phase);
+    g.reason = fmt::format("{} on {} ({})", to_string(r.phase), r.node, to_string(r.cause));
+  }
+  return local;
+}
+
+json ClusterService::describe() const {
+  RaftStatus s = raft_->status();
+  MonoTime now = mono_now();
+  json nodes = json::array();
+  const FailureDetector& d = heartbeats_->detector();
+  for (const auto& n : config_->nodes) {
+    auto id = static_cast<std::uint8_t>(n.id);
+    json node = {{"name", n.name},
+                 {"id", n.id},
+                 {"votes", n.votes},
+                 {"state", to_string(node_state(n))},
+                 {"self", id == raft_->id()}};
+    if (const PeerView* v = d.view(id)) {
+      node["term"] = v->term;
+      node["coordinator"] = v->coordinator ? name_of(v->coordinator) : "";
+      node["last_heard_ms"] = now.ms_since(v->at);
+    }
+    nodes.push_back(node);
+  }
+  json networks = json::array();
+  for (const auto& net : heartbeats_->networks()) {
+    const HeartbeatCounters& c = heartbeats_->counters(net.index);
+    json drops = json::object();
+    for (int i = 0; i < kHeartbeatDropCount; ++i)
+      drops[to_string(static_cast<HeartbeatDrop>(i))] = c.dropped[i];
+    networks.push_back({{"name", net.name},
+                        {"sent", c.sent},
+                        {"received", c.received},
+                        {"accepted", c.accepted},
+                        {"dropped", c.total_dropped()},
+                        {"drops", drops}});
+  }
+  const PeerCounters& pc = transport_->counters();
+  json peer_drops = json::object();
+  std::uint64_t peer_dropped = 0;
+  for (int i = 0; i < kPeerDropCount; ++i) {
+    peer_drops[to_string(static_cast<PeerDrop>(i))] = pc.dropped[i];
+    peer_dropped += pc.dropped[i];
+  }
+  auto c = guard_->confirmed(now);
+  return {{"node", context_.node},
+          {"term", s.term},
+          {"role", to_string(s.role)},
+          {"coordinator", s.leader ? name_of(static_cast<std::uint8_t>(*s.leader)) : ""},
+          {"quorate", guard_->quorate(now)},
+          {"fenced", fenced_},
+          {"confirmed_ms_ago", c ? json(now.ms_since(*c)) : json(nullptr)},
+          {"commit", raft_->commit_index()},
+          {"applied", state_.applied},
+          {"config_version", state_.config_version},
+          {"maintenance", state_.maintenance},
+          {"nodes", nodes},
+          {"heartbeat", networks},
+          {"transport",
+           {{"sent", pc.sent},
+            {"accepted", pc.accepted},
+            {"dropped", peer_dropped},
+            {"drops", peer_drops}}}};
+}
+
+json ClusterService::timelines() const {
+  json out = json::array();
+  for (const auto& t : state_.timelines) {
+    json phases = json::array();
+    auto sorted = t.phases;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.at_wall_usec < b.at_wall_usec; });
+    for (const auto& p : sorted)
+      phases.push_back({{"phase", p.phase},
+                        {"node", p.node},
+                        {"time", format_iso8601_ms(p.at_wall_usec)},
+                        {"at_usec", p.at_wall_usec}});
+    out.push_back({{"id", t.id}, {"group", t.group}, {"cause", t.cause}, {"phases", phases}});
+  }
+  return out;
+}
+
+void ClusterService::record(const std::string& kind, const std::string& group,
+                            const std::string& reason) {
+  log(LogLevel::Notice, {{"EVENT", kind}}, "{}", reason);
+  if (context_.history == nullptr) return;
+  Event event;
+  event.kind = kind;
+  event.node = context_.node;
+  event.group = group;
+  event.reason = reason;
+  context_.history->add(std::move(event));
+}
+
+}  // namespace clusterd

@@ -1,0 +1,174 @@
+// The cluster service: membership, consensus, coordinator and node agent of one node, wired on
+// the daemon's sd-event loop (docs/membership.md). It owns the heartbeats, the peer transport,
+// the Raft node and its storage, the replicated ClusterState and the quorum guard, and drives the
+// local ResourceManager from the committed placement records.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "authkey.h"
+#include "bus_view.h"
+#include "cluster_state.h"
+#include "config.h"
+#include "error.h"
+#include "event_history.h"
+#include "heartbeat_socket.h"
+#include "peer_transport.h"
+#include "quorum_guard.h"
+#include "raft.h"
+#include "raft_storage.h"
+#include "resource_manager.h"
+
+namespace clusterd {
+
+/// Peer transport message types of the cluster service.
+enum class PeerType : std::uint16_t {
+  Raft = 1,     ///< Oneway: a Raft message.
+  Report = 2,   ///< Request: a node's report about a group, to the leader.
+  Command = 3,  ///< Request: an administrator command forwarded to the leader.
+  Echo = 4,     ///< Oneway: newest heartbeat sequence heard from the receiver.
+  Sync = 5,     ///< Request: the leader's commit index (a node catching up before it acts).
+};
+
+/// What the cluster service needs from the daemon.
+struct ClusterContext {
+  sd_event* loop = nullptr;
+  std::string node;       ///< This node's name.
+  std::string state_dir;  ///< Raft state, incarnation.
+  ConfigPtr config;       ///< The configuration the daemon started with.
+  ResourceManager* manager = nullptr;
+  EventHistory* history = nullptr;
+  /// Applies a committed configuration (YAML text) locally; an error when it does not parse.
+  std::function<Result<void>(const std::string& yaml)> apply_config;
+};
+
+/// One node's membership and consensus, coordinator when elected.
+class ClusterService {
+ public:
+  /// Loads the key and Raft state, opens the sockets and starts heartbeats and Raft.
+  static Result<std::unique_ptr<ClusterService>> start(ClusterContext context);
+  ~ClusterService();
+  ClusterService(const ClusterService&) = delete;
+  ClusterService& operator=(const ClusterService&) = delete;
+
+  /// A local group changed state (ResourceManager change listener).
+  void on_local_change();
+  /// A local group failed past its restart policy (ResourceManager group-failed listener).
+  void on_group_failed(const std::string& group);
+  /// The configuration in use changed (applied locally).
+  void set_config(ConfigPtr config) { config_ = std::move(config); }
+  /// Sends the leaving heartbeat (clean shutdown): peers drop this node at once.
+  void leave();
+
+  /// Sends `command` to the coordinator (here when this node leads); the result sentence.
+  void submit(ClusterCommand command, std::function<void(Result<std::string>)> done);
+
+  /// Every node with its state (up, down, paused, draining, joining).
+  std::vector<NodeView> nodes() const;
+  /// Groups as the cluster sees them: local status, with owner and state from the committed
+  /// records for groups running elsewhere.
+  std::vector<GroupStatus> groups(std::vector<GroupStatus> local) const;
+  /// Term, coordinator, quorum, counters and per-node details for `clusterctl nodes --json`.
+  nlohmann::json describe() const;
+  /// The failover timelines (oldest first).
+  nlohmann::json timelines() const;
+  /// The committed state.
+  const ClusterState& state() const { return state_; }
+  /// Whether this node leads.
+  bool leading() const { return raft_->status().role == RaftRole::Leader; }
+
+ private:
+  explicit ClusterService(ClusterContext context);
+  Result<void> open(const ClusterKeys& keys, std::uint64_t incarnation);
+  Result<void> start_timer();
+  void register_handlers();
+
+  // Consensus.
+  void on_raft_message(const PeerMessage& message);
+  void process_ready();
+  void apply_committed(const Entry& entry);
+  void restore(const Snapshot& snapshot);
+  void take_committed_config();
+  void note_detections();
+  void maybe_compact();
+  void on_status(const RaftStatus& status);
+  Result<Index> propose(EntryType type, Bytes data);
+
+  // Membership.
+  void on_detector_event(const DetectorEvent& event);
+  void send_echoes();
+  void on_echo(const PeerMessage& message);
+  NodeState node_state(const NodeConfig& node) const;
+  bool heard_by_anyone(std::uint8_t node) const;
+  std::set<std::string> safe_nodes(MonoTime now);
+  std::uint8_t id_of(const std::string& name) const;
+  std::string name_of(std::uint8_t id) const;
+
+  // Coordinator.
+  void coordinate();
+  PlacementInput placement_input(MonoTime now);
+  void on_report_request(const PeerMessage& message, PeerReply reply);
+  void on_command_request(const PeerMessage& message, PeerReply reply);
+  void on_sync_request(const PeerMessage& message, PeerReply reply);
+  void sync();
+  bool current() const;
+  Result<std::string> execute(const ClusterCommand& command);
+
+  // Node agent.
+  void reconcile();
+  void report(const std::string& group, GroupPhase phase);
+  void check_quorum(MonoTime now);
+  void self_fence(MonoTime now);
+  void kill_leftovers();
+
+  void tick();
+  static int on_timer(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
+  void record(const std::string& kind, const std::string& group, const std::string& reason);
+
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< For callbacks that outlive us.
+  ClusterContext context_;
+  ConfigPtr config_;
+  std::unique_ptr<HeartbeatService> heartbeats_;
+  std::unique_ptr<PeerTransport> transport_;
+  std::optional<RaftStorage> storage_;
+  std::unique_ptr<RaftNode> raft_;
+  std::unique_ptr<QuorumGuard> guard_;
+  ClusterState state_;
+  EventSourcePtr timer_;
+  MonoTime last_echo_;
+
+  // Coordinator state (leader only).
+  std::optional<std::pair<Term, Index>> inflight_;  ///< Proposal not yet applied.
+  std::optional<Index> term_start_;                 ///< Index of this term's no-op while leading.
+  std::vector<PlacementRequest> requests_;
+  std::map<std::string, MonoTime> unheard_since_;  ///< Down nodes: when nobody heard them.
+  std::map<std::uint8_t, MonoTime> detected_;      ///< When a node was detected unreachable.
+
+  // Agent state.
+  std::map<std::string, std::uint64_t> started_epoch_;
+  struct Reported {
+    std::uint64_t epoch = 0;
+    GroupPhase phase = GroupPhase::Offline;
+    MonoTime at;
+  };
+  std::map<std::string, Reported> reported_;
+  std::set<std::string> failed_;  ///< Groups the manager reported failed, not yet reported.
+  bool fenced_ = false;
+  /// The leader's commit index when we (re)joined: nothing is started from the committed state
+  /// before it is applied here, so a stale record never starts a group that moved meanwhile.
+  std::optional<Index> sync_index_;
+  bool sync_pending_ = false;
+  std::optional<MonoTime> kill_at_;
+  std::string fence_reason_;
+};
+
+}  // namespace clusterd

@@ -1,0 +1,67 @@
+#include "quorum_guard.h"
+
+#include <doctest/doctest.h>
+
+namespace clusterd {
+namespace {
+
+MonoTime at_ms(std::int64_t ms) { return MonoTime{static_cast<Usec>(ms) * 1000}; }
+
+QuorumGuard three_nodes() { return QuorumGuard(1, {{1, 1}, {2, 1}, {3, 1}}, QuorumTiming{}); }
+
+}  // namespace
+
+TEST_CASE("quorum guard: unconfirmed until a quorum echoes one of our heartbeats") {
+  QuorumGuard g = three_nodes();
+  g.sent(1, at_ms(1000));
+  CHECK_FALSE(g.confirmed(at_ms(1010)));
+  CHECK_FALSE(g.quorate(at_ms(1010)));
+  g.echoed(2, 1);
+  REQUIRE(g.confirmed(at_ms(1010)));
+  CHECK(*g.confirmed(at_ms(1010)) == at_ms(1000));  // the send time, not the echo's arrival
+  CHECK(g.quorate(at_ms(1010)));
+}
+
+TEST_CASE("quorum guard: the confirmation is the quorum-th newest echo; the self-stop follows") {
+  QuorumGuard g = three_nodes();
+  for (int s = 1; s <= 10; ++s) g.sent(s, at_ms(100 * s));
+  g.echoed(2, 3);  // node 2 heard us at 300
+  g.echoed(3, 8);  // node 3 at 800
+  CHECK(*g.confirmed(at_ms(900)) == at_ms(800));
+  // A one-way cut: we keep sending, nobody's echo advances. The self-stop begins at
+  // C + D - S - M = 800 + 500 - 150 - 30 = 1120, the hard kill at C + D - M = 1270.
+  CHECK(g.quorate(at_ms(1119)));
+  CHECK(*g.stop_deadline(at_ms(1000)) == at_ms(1120));
+  CHECK_FALSE(g.quorate(at_ms(1120)));
+  CHECK(g.kill_deadline(at_ms(1120)) == at_ms(1270));
+  // An older echo never moves the confirmation back; unknown sequences are ignored.
+  g.echoed(3, 2);
+  g.echoed(3, 999);
+  CHECK(*g.confirmed(at_ms(900)) == at_ms(800));
+  // Echoes from non-voters or ourselves count nothing.
+  g.echoed(1, 10);
+  g.echoed(7, 10);
+  CHECK(*g.confirmed(at_ms(1100)) == at_ms(800));
+}
+
+TEST_CASE("quorum guard: votes weigh; a node alone is quorate only with a majority of votes") {
+  QuorumGuard alone(1, {{1, 1}}, QuorumTiming{});
+  CHECK(alone.quorate(at_ms(5)));
+  QuorumGuard heavy(1, {{1, 0}, {2, 1}, {3, 1}}, QuorumTiming{});
+  heavy.sent(1, at_ms(10));
+  heavy.echoed(2, 1);
+  CHECK_FALSE(heavy.confirmed(at_ms(20)));  // 1 of 2 votes is not more than half
+  heavy.echoed(3, 1);
+  CHECK(*heavy.confirmed(at_ms(20)) == at_ms(10));
+}
+
+TEST_CASE("quorum guard: the self-stop deadline is shorter than the takeover bound") {
+  // docs/membership.md: peers clear us D after their last frame from us, which is at or after
+  // C; we are done (hard kill) by C + D - M. The margin must be positive, the budget too.
+  QuorumTiming t;
+  CHECK(t.kill_after() < t.detection);
+  CHECK(t.stop_after() + t.stop_budget == t.kill_after());
+  CHECK(t.stop_after() > Duration(200));  // two heartbeat intervals of normal echo staleness
+}
+
+}  // namespace clusterd
