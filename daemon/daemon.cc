@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <build_config.h>
+#include <malloc.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -79,6 +80,7 @@ Result<std::unique_ptr<Daemon>> Daemon::start(sd_event* loop, const DaemonOption
     return fail_errno(r, "could not enable the systemd watchdog");
   d->record("daemon", fmt::format("clusterd {} started on node {}", CLUSTERD_VERSION, d->node_));
   sd_notifyf(0, "READY=1\nSTATUS=%s", status_line(d->manager_->status()).c_str());
+  d->schedule_trim();
   if (d->config_->nodes.size() > 1) {
     // Groups run where the committed placement says (the coordinator autostarts them).
     if (auto r = d->start_cluster(); !r) return std::unexpected(r.error());
@@ -86,6 +88,24 @@ Result<std::unique_ptr<Daemon>> Daemon::start(sd_event* loop, const DaemonOption
     d->autostart();
   }
   return d;
+}
+
+// yaml-cpp's nodes for a large file peak at megabytes; the configuration is allocated between
+// them, so once they are freed the holes stay resident (measured with bench/footprint.py --heap:
+// 9.7 MiB RSS at 100 groups x 3 resources without this, 8.1 MiB with it).
+void Daemon::schedule_trim() {
+  if (!trim_) {
+    sd_event_source* source = nullptr;
+    auto trim = [](sd_event_source*, void*) noexcept -> int {
+      malloc_trim(0);
+      return 0;
+    };
+    if (sd_event_add_defer(loop_, &source, trim, nullptr) < 0) return;
+    trim_.reset(source);
+    sd_event_source_set_priority(source, SD_EVENT_PRIORITY_IDLE);
+    sd_event_source_set_description(source, "malloc-trim");
+  }
+  sd_event_source_set_enabled(trim_.get(), SD_EVENT_ONESHOT);
 }
 
 Result<void> Daemon::load_initial_config() {
@@ -364,6 +384,7 @@ Result<ApplyResult> Daemon::take_config(std::expected<ConfigPtr, Diagnostics> lo
   result.changes = summarize_changes(*config_, **loaded);
   config_ = *loaded;
   manager_->apply(config_);
+  schedule_trim();
   record("config",
          fmt::format("configuration from {} applied ({}): {} change{}", config_->source, reason,
                      result.changes.size(), result.changes.size() == 1 ? "" : "s"));

@@ -84,6 +84,8 @@ class Daemon final : public ApiBackend {
   static int on_signal(sd_event_source* source, const signalfd_siginfo* info,
                        void* userdata) noexcept;
   static int on_flush(sd_event_source* source, void* userdata) noexcept;
+  /// Once the loop is idle, gives the heap the YAML parser left behind back to the kernel.
+  void schedule_trim();
 
   sd_event* loop_;
   DaemonOptions options_;
@@ -95,7 +97,7 @@ class Daemon final : public ApiBackend {
   BusManager bus_manager_{*this};
   std::unique_ptr<BusServer> server_;
   std::unique_ptr<ClusterService> cluster_;  ///< Only with more than one node.
-  EventSourcePtr sigterm_, sigint_, sighup_, flush_;
+  EventSourcePtr sigterm_, sigint_, sighup_, flush_, trim_;
   bool stopping_ = false;
 };
 
