@@ -3,8 +3,9 @@
 client: the outage is the ledger client's own measure (last acknowledged record before the move
 to the first one after), the client probing every 10 ms (--max-backoff 10).
 
-Each move is `clusterctl offline ledger` on the owner, then `clusterctl online ledger` on the
-other node, run straight against their bus sockets (no clusterlab start-up in between).
+Each move is `clusterctl move ledger NODE`, run straight against a node's bus socket (no
+clusterlab start-up in between): the coordinator takes the group offline on the owner, waits for
+the confirmation, then brings it online on the other node.
 Target (issue 3): median outage <= 300 ms over 10 moves."""
 import argparse
 import json
@@ -40,8 +41,7 @@ def main():
         time.sleep(1.5)  # pacing the moves, not synchronising
         owner, other = "node1", "node2"
         for _ in range(args.moves):
-            ctl(lab, owner, "offline", "ledger")
-            ctl(lab, other, "online", "ledger")
+            ctl(lab, other, "move", "ledger", other)
             owner, other = other, owner
             time.sleep(args.gap)
         out, err = client.communicate(timeout=duration + 60)
