@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include "byte_order.h"
+
 namespace clusterd {
 namespace {
 
@@ -27,16 +29,6 @@ static_assert(kOffHears + kHearsSize == kHeartbeatBodySize);
 static_assert(crypto_auth_hmacsha256_BYTES == kHeartbeatMacSize);
 static_assert(crypto_auth_hmacsha256_KEYBYTES == std::tuple_size_v<SubKey>);
 
-void put(std::uint8_t* at, std::uint64_t v, int width) {
-  for (int i = width - 1; i >= 0; --i, v >>= 8) at[i] = static_cast<std::uint8_t>(v);
-}
-
-std::uint64_t get(const std::uint8_t* at, int width) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < width; ++i) v = (v << 8) | at[i];
-  return v;
-}
-
 // Node i is bit (i % 8) of byte (i / 8).
 void put_set(std::uint8_t* at, const NodeSet& set) {
   for (std::size_t byte = 0; byte < kHearsSize; ++byte) {
@@ -61,12 +53,12 @@ HeartbeatFrame parse_body(const std::uint8_t* in) {
   f.flags = in[kOffFlags];
   f.network = in[kOffNetwork];
   f.node_id = in[kOffNode];
-  f.cluster_id = static_cast<std::uint32_t>(get(in + kOffCluster, 4));
-  f.incarnation = get(in + kOffIncarnation, 8);
-  f.sequence = get(in + kOffSequence, 8);
-  f.term = get(in + kOffTerm, 8);
+  f.cluster_id = static_cast<std::uint32_t>(get_be(in + kOffCluster, 4));
+  f.incarnation = get_be(in + kOffIncarnation, 8);
+  f.sequence = get_be(in + kOffSequence, 8);
+  f.term = get_be(in + kOffTerm, 8);
   f.coordinator = in[kOffCoordinator];
-  f.config_version = get(in + kOffConfigVersion, 8);
+  f.config_version = get_be(in + kOffConfigVersion, 8);
   f.hears = get_set(in + kOffHears);
   return f;
 }
@@ -83,18 +75,18 @@ std::uint64_t HeartbeatCounters::total_dropped() const {
 
 void encode_heartbeat(const HeartbeatFrame& frame, const SubKey& key, HeartbeatBytes& out) {
   std::uint8_t* p = out.data();
-  put(p + kOffMagic, kHeartbeatMagic, 4);
+  put_be(p + kOffMagic, kHeartbeatMagic, 4);
   p[kOffVersion] = kHeartbeatVersion;
   p[kOffFlags] = frame.flags;
   p[kOffNetwork] = frame.network;
   p[kOffNode] = frame.node_id;
-  put(p + kOffCluster, frame.cluster_id, 4);
-  put(p + kOffIncarnation, frame.incarnation, 8);
-  put(p + kOffSequence, frame.sequence, 8);
-  put(p + kOffTerm, frame.term, 8);
+  put_be(p + kOffCluster, frame.cluster_id, 4);
+  put_be(p + kOffIncarnation, frame.incarnation, 8);
+  put_be(p + kOffSequence, frame.sequence, 8);
+  put_be(p + kOffTerm, frame.term, 8);
   p[kOffCoordinator] = frame.coordinator;
   p[kOffCoordinator + 1] = p[kOffCoordinator + 2] = p[kOffCoordinator + 3] = 0;
-  put(p + kOffConfigVersion, frame.config_version, 8);
+  put_be(p + kOffConfigVersion, frame.config_version, 8);
   put_set(p + kOffHears, frame.hears);
   crypto_auth_hmacsha256(p + kHeartbeatBodySize, p, kHeartbeatBodySize, key.data());
 }
@@ -103,13 +95,13 @@ std::expected<HeartbeatFrame, HeartbeatDrop> decode_heartbeat(std::span<const st
                                                               const SubKey& key,
                                                               std::uint32_t cluster_id) {
   if (in.size() <= kOffVersion) return std::unexpected(HeartbeatDrop::Truncated);
-  if (get(in.data() + kOffMagic, 4) != kHeartbeatMagic)
+  if (get_be(in.data() + kOffMagic, 4) != kHeartbeatMagic)
     return std::unexpected(HeartbeatDrop::BadMagic);
   if (in[kOffVersion] != kHeartbeatVersion) return std::unexpected(HeartbeatDrop::BadVersion);
   if (in.size() != kHeartbeatFrameSize) return std::unexpected(HeartbeatDrop::Truncated);
   // The cluster id is checked before the MAC so that a neighbour cluster on the same group is
   // counted as such (its key differs, so it would otherwise look like an attack).
-  if (get(in.data() + kOffCluster, 4) != cluster_id)
+  if (get_be(in.data() + kOffCluster, 4) != cluster_id)
     return std::unexpected(HeartbeatDrop::ForeignCluster);
   if (crypto_auth_hmacsha256_verify(in.data() + kHeartbeatBodySize, in.data(),
                                     kHeartbeatBodySize, key.data()) != 0)

@@ -7,6 +7,8 @@
 
 #include <sodium.h>
 
+#include "byte_order.h"
+
 namespace clusterd {
 namespace {
 
@@ -30,16 +32,6 @@ constexpr std::size_t kOffMagic = 0, kOffVersion = 4, kOffKind = 5, kOffFrom = 6
 static_assert(kOffLength + 4 == kPeerHeaderSize);
 static_assert(crypto_auth_hmacsha256_BYTES == kPeerMacSize);
 
-void put(std::uint8_t* at, std::uint64_t v, int width) {
-  for (int i = width - 1; i >= 0; --i, v >>= 8) at[i] = static_cast<std::uint8_t>(v);
-}
-
-std::uint64_t get(const std::uint8_t* at, int width) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < width; ++i) v = (v << 8) | at[i];
-  return v;
-}
-
 std::uint64_t to_usec(Duration d) { return static_cast<std::uint64_t>(d.count()) * 1000; }
 
 bool link_local(const InetAddress& a) {
@@ -51,11 +43,11 @@ PeerHeader parse_header(const std::uint8_t* in) {
   h.kind = static_cast<PeerKind>(in[kOffKind]);
   h.from = in[kOffFrom];
   h.to = in[kOffTo];
-  h.cluster_id = static_cast<std::uint32_t>(get(in + kOffCluster, 4));
-  h.incarnation = get(in + kOffIncarnation, 8);
-  h.sequence = get(in + kOffSequence, 8);
-  h.type = static_cast<std::uint16_t>(get(in + kOffType, 2));
-  h.request_id = get(in + kOffRequest, 8);
+  h.cluster_id = static_cast<std::uint32_t>(get_be(in + kOffCluster, 4));
+  h.incarnation = get_be(in + kOffIncarnation, 8);
+  h.sequence = get_be(in + kOffSequence, 8);
+  h.type = static_cast<std::uint16_t>(get_be(in + kOffType, 2));
+  h.request_id = get_be(in + kOffRequest, 8);
   return h;
 }
 
@@ -70,18 +62,18 @@ void encode_peer_datagram(const PeerHeader& h, std::span<const std::uint8_t> pay
                           const SubKey& key, PeerBytes& out) {
   out.resize(kPeerHeaderSize + payload.size() + kPeerMacSize);
   std::uint8_t* p = out.data();
-  put(p + kOffMagic, kPeerMagic, 4);
+  put_be(p + kOffMagic, kPeerMagic, 4);
   p[kOffVersion] = kPeerVersion;
   p[kOffKind] = static_cast<std::uint8_t>(h.kind);
   p[kOffFrom] = h.from;
   p[kOffTo] = h.to;
-  put(p + kOffCluster, h.cluster_id, 4);
-  put(p + kOffIncarnation, h.incarnation, 8);
-  put(p + kOffSequence, h.sequence, 8);
-  put(p + kOffType, h.type, 2);
-  put(p + kOffType + 2, 0, 2);
-  put(p + kOffRequest, h.request_id, 8);
-  put(p + kOffLength, payload.size(), 4);
+  put_be(p + kOffCluster, h.cluster_id, 4);
+  put_be(p + kOffIncarnation, h.incarnation, 8);
+  put_be(p + kOffSequence, h.sequence, 8);
+  put_be(p + kOffType, h.type, 2);
+  put_be(p + kOffType + 2, 0, 2);
+  put_be(p + kOffRequest, h.request_id, 8);
+  put_be(p + kOffLength, payload.size(), 4);
   if (!payload.empty()) std::memcpy(p + kPeerHeaderSize, payload.data(), payload.size());
   std::size_t body = kPeerHeaderSize + payload.size();
   crypto_auth_hmacsha256(p + body, p, body, key.data());
@@ -91,14 +83,14 @@ std::expected<PeerDatagram, PeerDrop> decode_peer_datagram(std::span<const std::
                                                            const SubKey& key,
                                                            std::uint32_t cluster_id) {
   if (in.size() <= kOffVersion) return std::unexpected(PeerDrop::Truncated);
-  if (get(in.data(), 4) != kPeerMagic) return std::unexpected(PeerDrop::BadMagic);
+  if (get_be(in.data(), 4) != kPeerMagic) return std::unexpected(PeerDrop::BadMagic);
   if (in[kOffVersion] != kPeerVersion) return std::unexpected(PeerDrop::BadVersion);
   if (in.size() < kPeerHeaderSize + kPeerMacSize || in.size() > kPeerMaxDatagram)
     return std::unexpected(PeerDrop::Truncated);
-  std::uint64_t length = get(in.data() + kOffLength, 4);
+  std::uint64_t length = get_be(in.data() + kOffLength, 4);
   if (kPeerHeaderSize + length + kPeerMacSize != in.size())
     return std::unexpected(PeerDrop::Truncated);
-  if (get(in.data() + kOffCluster, 4) != cluster_id) return std::unexpected(PeerDrop::ForeignCluster);
+  if (get_be(in.data() + kOffCluster, 4) != cluster_id) return std::unexpected(PeerDrop::ForeignCluster);
   std::size_t body = kPeerHeaderSize + length;
   if (crypto_auth_hmacsha256_verify(in.data() + body, in.data(), body, key.data()) != 0)
     return std::unexpected(PeerDrop::BadAuth);
