@@ -3,9 +3,7 @@ loss, partitions, moves and the ledger client through the virtual IP. Every lab 
 also on failure. Assertions use clusterctl --json, never log text."""
 import json
 import os
-import statistics
 import subprocess
-import sys
 import threading
 import time
 
@@ -255,22 +253,6 @@ def failover_time(lab):
     elapsed = float(probe.stdout) - t0
     wait_for(lambda: online_on(lab, survivors) in survivors, timeout=10, what="survivors agree")
     return owner, elapsed
-
-
-@pytest.mark.skipif(not os.environ.get("CLUSTERD_FAILOVER_BENCH"),
-                    reason="set CLUSTERD_FAILOVER_BENCH=1 (several labs, about a minute)")
-def test_failover_median_within_700ms():
-    times = []
-    for i in range(5):
-        lab = make_lab("fob", 3)
-        try:
-            wait_for(lambda: online_on(lab, lab.nodes), timeout=20, what="ledger online")
-            wait_for(lambda: vip_answers(lab), timeout=10, what="VIP")
-            times.append(failover_time(lab)[1])
-        finally:
-            lab.down()
-    print("failover times:", times, file=sys.stderr)
-    assert statistics.median(times) <= 0.7, times
 
 
 # -- partitions -------------------------------------------------------------------------------
