@@ -9,23 +9,12 @@ import time
 
 import pytest
 
-from harness import BUILD, CLUSTERCTL, wait_for
+from harness import CLUSTERCTL, wait_for
+from lab_harness import LEDGER_CLIENT, clab
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTERLAB = os.path.join(TOP, "lab", "clusterlab")
-LEDGER_CLIENT = os.path.join(BUILD, "examples", "ledger", "ledger-client")
 VIP = "10.77.0.100"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a lab needs root (namespaces)")
-
-
-def clab(*args, check=True, timeout=120):
-    result = subprocess.run([CLUSTERLAB, *args], capture_output=True, text=True, timeout=timeout,
-                            env=dict(os.environ, CLUSTERD_BUILD=BUILD))
-    if check and result.returncode != 0:
-        raise AssertionError(f"clusterlab {' '.join(args)} exited {result.returncode}\n"
-                             f"stdout: {result.stdout}\nstderr: {result.stderr}")
-    return result
 
 
 class Lab:
