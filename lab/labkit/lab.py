@@ -145,7 +145,7 @@ class Lab:
                 if self._bus_answers(node):
                     waiting.remove(node)
                 elif not self.daemon_running(node):
-                    raise LabError(f"clusterd on {node} {self.daemon_end(node) or 'exited'} "
+                    raise LabError(f"clusterd on {node} {self._reaped_end(node)} "
                                    f"before opening its bus; its log ends:\n"
                                    + log_tail(self.paths(node).log))
             if waiting and time.monotonic() > deadline:
@@ -153,6 +153,14 @@ class Lab:
                                f"{', '.join(waiting)}; see the logs in {self.dir}")
             if waiting:
                 time.sleep(0.05)
+
+    def _reaped_end(self, node, timeout=2.0):
+        """How the node's clusterd ended, once the keeper has reaped it: the exit is visible in
+        /proc a moment before the keeper records its status."""
+        deadline = time.monotonic() + timeout
+        while (end := self.daemon_end(node)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return end or "exited"
 
     def daemon_end(self, node):
         """How the node's last clusterd ended ("exited 1"), or None."""
