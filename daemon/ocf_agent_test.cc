@@ -5,18 +5,15 @@
 #include <doctest/doctest.h>
 
 #include "loop_test_util.h"
+#include "param_test_util.h"
 
 namespace clusterd {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::TestLoop;
-
-ParamValue scalar(std::string text) {
-  ParamValue v;
-  v.scalar = std::move(text);
-  return v;
-}
+using testing::list;
+using testing::scalar;
 
 ResourceConfig ocf(std::string name, std::string agent) {
   ResourceConfig config;

@@ -8,25 +8,15 @@
 #include <doctest/doctest.h>
 
 #include "loop_test_util.h"
+#include "param_test_util.h"
 
 namespace clusterd {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::TestLoop;
-
-ParamValue scalar(std::string text) {
-  ParamValue v;
-  v.scalar = std::move(text);
-  return v;
-}
-
-ParamValue list(std::vector<std::string> items) {
-  ParamValue v;
-  v.kind = ParamValue::Kind::List;
-  v.list = std::move(items);
-  return v;
-}
+using testing::list;
+using testing::scalar;
 
 ResourceConfig process(std::string command, std::vector<std::string> args = {}) {
   ResourceConfig config;

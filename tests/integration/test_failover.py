@@ -117,15 +117,20 @@ def make_lab(name, nodes, *args):
     return lab
 
 
-@pytest.fixture
-def lab3():
-    lab = make_lab("fo3", 3)
+def running_lab(name, nodes, timeout):
+    """A lab with the ledger group online, torn down afterwards (kept with CLUSTERLAB_KEEP=1)."""
+    lab = make_lab(name, nodes)
     try:
-        wait_for(lambda: online_on(lab, lab.nodes), timeout=20, what="ledger online")
+        wait_for(lambda: online_on(lab, lab.nodes), timeout=timeout, what="ledger online")
         yield lab
     finally:
         if not os.environ.get("CLUSTERLAB_KEEP"):
             lab.down()
+
+
+@pytest.fixture
+def lab3():
+    yield from running_lab("fo3", 3, timeout=20)
 
 
 class Sampler:
@@ -469,13 +474,7 @@ def test_every_core_busy_for_a_while_evicts_nobody(lab3):
 
 @pytest.fixture
 def lab5():
-    lab = make_lab("fo5", 5)
-    try:
-        wait_for(lambda: online_on(lab, lab.nodes), timeout=30, what="ledger online")
-        yield lab
-    finally:
-        if not os.environ.get("CLUSTERLAB_KEEP"):
-            lab.down()
+    yield from running_lab("fo5", 5, timeout=30)
 
 
 def test_five_nodes_partition_three_two_and_kill(lab5):
