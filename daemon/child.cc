@@ -100,6 +100,7 @@ struct Prepared {
   std::string cwd;
   mode_t umask = 022;
   bool capture_stderr = true;
+  int pass_fd = -1;
   Credentials creds;
 };
 
@@ -203,6 +204,7 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   p.cwd = spec.cwd.empty() ? "/" : spec.cwd;
   p.umask = spec.umask.value_or(022);
   p.capture_stderr = spec.capture_stderr;
+  p.pass_fd = spec.pass_fd;
   p.creds = std::move(*creds);
   return p;
 }
@@ -216,11 +218,14 @@ Result<Prepared> prepare(const ChildSpec& spec) {
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
 [[noreturn]] void exec_child(const Prepared& p, int null_fd, int out_fd, int report_fd) {
-  // Keep the three descriptors we need away from 0-2 before overwriting those.
-  null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 3);
-  out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
-  report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, 3);
+  // Keep the descriptors we need away from 0-3 before overwriting those.
+  constexpr int kHigh = 10;
+  null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, kHigh);
+  out_fd = fcntl(out_fd, F_DUPFD_CLOEXEC, kHigh);
+  report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, kHigh);
   if (null_fd < 0 || out_fd < 0 || report_fd < 0) child_fail(report_fd, Stage::Setup);
+  int pass_fd = p.pass_fd >= 0 ? fcntl(p.pass_fd, F_DUPFD_CLOEXEC, kHigh) : -1;
+  if (p.pass_fd >= 0 && pass_fd < 0) child_fail(report_fd, Stage::Setup);
   if (setsid() < 0) child_fail(report_fd, Stage::Setup);
   // The daemon blocks the signals sd-event handles; a child must start with a clean slate or
   // it would never see its stop signal.
@@ -233,8 +238,10 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
       dup2(p.capture_stderr ? out_fd : null_fd, 2) < 0)
     child_fail(report_fd, Stage::Setup);
-  // Everything but 0-2 and the report pipe goes (close_range: Linux 5.9).
-  if (report_fd > 3) close_range(3, report_fd - 1, 0);
+  // dup2 clears close-on-exec: fd 3 survives exec.
+  if (pass_fd >= 0 && dup2(pass_fd, 3) < 0) child_fail(report_fd, Stage::Setup);
+  // Everything but 0-2 (0-3 with a passed fd) and the report pipe goes (close_range: Linux 5.9).
+  close_range(pass_fd >= 0 ? 4 : 3, report_fd - 1, 0);
   close_range(report_fd + 1, ~0U, 0);
   umask(p.umask);
   if (chdir(p.cwd.c_str()) < 0) child_fail(report_fd, Stage::Chdir);

@@ -33,6 +33,9 @@ struct ChildSpec {
   std::optional<mode_t> umask;  ///< Empty: 022.
   std::size_t output_limit = 4096;  ///< Keep this many of the last bytes of output.
   bool capture_stderr = true;       ///< false: stderr goes to /dev/null (e.g. for meta-data XML).
+  /// Given to the child as its fd 3 (e.g. one end of a socketpair for a helper's control
+  /// channel); -1: none. The caller keeps its own descriptor.
+  int pass_fd = -1;
 };
 
 /// How a child ended.

@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -138,6 +139,21 @@ TEST_CASE("a child runs in its own session with stdin from /dev/null and no inhe
                             leaked.get())));
   CHECK(exit.success());
   CHECK(exit.output == "/dev/null\nleader\n");
+}
+
+TEST_CASE("a passed descriptor arrives as fd 3 and nothing else is inherited") {
+  TestLoop loop;
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  Fd ours(sv[0]), theirs(sv[1]);
+  auto spec = shell("echo hello >&3; test -e /proc/$$/fd/4 && echo leaked; echo done");
+  spec.pass_fd = theirs.get();
+  auto exit = run(loop, spec);
+  CHECK(exit.success());
+  CHECK(exit.output == "done\n");
+  char buf[16] = {};
+  CHECK(::read(ours.get(), buf, sizeof buf) == 6);
+  CHECK(std::string(buf) == "hello\n");
 }
 
 TEST_CASE("a child can run as another user") {
