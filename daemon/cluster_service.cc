@@ -961,9 +961,15 @@ json ClusterService::timelines() const {
 
 void ClusterService::record_node(const std::string& node, const std::string& from,
                                  const std::string& to) {
-  std::string reason = fmt::format("node {}: {} -> {}", node, from, to);
-  log(LogLevel::Notice, {{"EVENT", "node"}, {"NODE", node}, {"FROM", from}, {"TO", to}}, "{}",
-      reason);
+  // The reason starts with the node it is about ("node3: ..."): the event's own node field
+  // names the node that recorded it.
+  std::string why = to == "joining"    ? "heard, catching up with the cluster"
+                    : to == "down"     ? "not heard any more"
+                    : from == "joining" ? "caught up with the cluster"
+                                       : fmt::format("now {}", to);
+  std::string reason = fmt::format("{}: {}", node, why);
+  log(LogLevel::Notice, {{"EVENT", "node"}, {"NODE", node}, {"FROM", from}, {"TO", to}},
+      "node {}: {} -> {} ({})", node, from, to, why);
   if (context_.history == nullptr) return;
   Event event;
   event.kind = "node";
