@@ -101,9 +101,10 @@ Example:
       {"move", R"(clusterctl move GROUP [NODE] [--wait [--timeout DURATION]]
 
 Asks the coordinator to move GROUP to NODE (or to the best other node): offline on its owner,
-confirmed, then online on the new one. Returns once the coordinator accepted the move (or
-refused it, exit 1 with the reason). With --wait, returns once GROUP is online on its new
-owner; exit 1 when the move is refused, the group fails, or --timeout (default 60s) passes.
+confirmed, then online on the new one. Returns once the coordinator accepted the move (exit 1
+with the reason when it refused at once; a later refusal is recorded in the events). With
+--wait, returns once GROUP is online on its new owner; exit 1 when the move is refused, the
+group fails, or --timeout (default 60s) passes.
 
 Examples:
   clusterctl move ledger node2
