@@ -121,6 +121,9 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
       context_.loop, *hb, [this](const DetectorEvent& e) { on_detector_event(e); });
   if (!heartbeats) return std::unexpected(heartbeats.error());
   heartbeats_ = std::move(*heartbeats);
+  // From the first frame on: joining until caught up (no frame may claim otherwise before).
+  hb_status_.flags = join_flags(joined_);
+  heartbeats_->set_status(hb_status_);
   auto tp = PeerTransportOptions::from_config(config, context_.node, keys.transport, incarnation);
   if (!tp) return std::unexpected(tp.error());
   auto transport = PeerTransport::create(context_.loop, *tp);
