@@ -356,11 +356,15 @@ def test_a_restarted_node_passes_through_joining_to_up(lab3):
     for n in ("node1", "node2"):
         wait_for(lambda: lab.json(n, "nodes")[2]["state"] == "up", timeout=15,
                  what=f"node3 up on {n}")
-        # Heard first while still catching up, then up: never up before it caught up.
-        assert node_transitions(lab, n, "node3", seen[n])[:2] == [("down", "joining"),
-                                                                  ("joining", "up")], n
+        # Heard first while still catching up, then up: never up before it caught up. (The
+        # events are recorded on the daemon's next tick, a moment after the state shows.)
+        changes = wait_for(lambda: len(node_transitions(lab, n, "node3", seen[n])) >= 2 and
+                           node_transitions(lab, n, "node3", seen[n]), timeout=5,
+                           what=f"{n} recording node3's changes")
+        assert changes[:2] == [("down", "joining"), ("joining", "up")], (n, changes)
     # The restarted node judged itself the same way from its start.
-    own = node_transitions(lab, "node3", "node3")
+    own = wait_for(lambda: len(node_transitions(lab, "node3", "node3")) >= 2 and
+                   node_transitions(lab, "node3", "node3"), timeout=5, what="node3's own changes")
     assert own[:2] == [("down", "joining"), ("joining", "up")], own
     wait_for(lambda: [x["state"] for x in lab.json("node3", "nodes")] == ["up"] * 3, timeout=5,
              what="node3 sees everyone up")
