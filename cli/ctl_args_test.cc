@@ -129,6 +129,9 @@ TEST_CASE("clusterctl: a move is done when online on its destination, failed or 
   MoveGoal anywhere{"ledger", "node1", ""};
   CHECK(judge_move(anywhere, view("online", "node1"), {}, &why) == WaitVerdict::Pending);
   CHECK(judge_move(anywhere, view("online", "node3"), {}, &why) == WaitVerdict::Reached);
+  // A move to where it already is does not end by its state: only the refusal ends it.
+  MoveGoal in_place{"ledger", "node2", "node2"};
+  CHECK(judge_move(in_place, view("online", "node2"), {}, &why) == WaitVerdict::Pending);
   // Failed on the way: the reason is the daemon's.
   CHECK(judge_move(to_node2, view("failed", "node2", "vip failed"), {}, &why) ==
         WaitVerdict::Failed);

@@ -415,8 +415,10 @@ WaitVerdict judge_move(const MoveGoal& goal, const GroupView& now,
                        now.reason.empty() ? "no reason given" : now.reason);
     return WaitVerdict::Failed;
   }
-  bool there = goal.to.empty() ? !now.owner.empty() && now.owner != goal.from
-                               : now.owner == goal.to;
+  // Moved means away from the old owner: a move to where the group already is never ends by
+  // its state (the coordinator refuses it, and the refusal ends the wait).
+  bool there = !now.owner.empty() && now.owner != goal.from &&
+               (goal.to.empty() || now.owner == goal.to);
   return now.state == "online" && there ? WaitVerdict::Reached : WaitVerdict::Pending;
 }
 

@@ -30,7 +30,8 @@ struct MoveGoal {
 };
 
 /// Judges a move from the group as the daemon shows it now and the events recorded since the
-/// request: Reached once the group is online on the destination; Failed, with `why`, when it
+/// request: Reached once the group is online on the destination (never the old owner); Failed,
+/// with `why`, when it
 /// failed or the coordinator refused the move (a "placement" event "refused: ..." of the
 /// group); else Pending.
 WaitVerdict judge_move(const MoveGoal& goal, const GroupView& now,
