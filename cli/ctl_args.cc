@@ -31,9 +31,9 @@ const std::map<std::string, CommandSpec>& commands() {
         "offline GROUP|GROUP/RESOURCE [--timeout D] [--no-wait]"}},
       {"cluster", {0, 0, {"--json"}, "cluster [--json]"}},
       {"timeline", {0, 1, {"--json"}, "timeline [GROUP] [--json]"}},
-      {"move", {1, 2, {}, "move GROUP [NODE]"}},
+      {"move", {1, 2, {"--wait", "--timeout"}, "move GROUP [NODE] [--wait [--timeout D]]"}},
       {"pause", {1, 1, {}, "pause NODE"}},
-      {"drain", {1, 1, {}, "drain NODE"}},
+      {"drain", {1, 1, {"--wait", "--timeout"}, "drain NODE [--wait [--timeout D]]"}},
       {"resume", {1, 1, {}, "resume NODE"}},
       {"maintenance", {1, 1, {}, "maintenance on|off"}},
       {"validate", {1, 1, {"--ocf-root"}, "validate FILE [--ocf-root DIR]"}},
@@ -92,6 +92,8 @@ bool set_flag(CtlOptions& o, const std::string& name) {
     o.follow = true;
   else if (name == "--no-wait")
     o.no_wait = true;
+  else if (name == "--wait")
+    o.wait = true;
   else
     return false;
   if (name == "-w")
@@ -148,6 +150,10 @@ Result<void> check_command(const CtlOptions& o) {
       return fail("option {} does not apply to \"{}\" (usage: clusterctl {})", used, o.command,
                   spec.usage);
   }
+  // move and drain answer once the coordinator accepted, unless asked to wait.
+  if (spec.options.contains("--wait") && o.used.contains("--timeout") && !o.wait)
+    return fail("option --timeout needs --wait with \"{}\" (usage: clusterctl {})", o.command,
+                spec.usage);
   return {};
 }
 

@@ -27,6 +27,7 @@ struct CtlOptions {
   bool watch = false;
   bool follow = false;
   bool no_wait = false;
+  bool wait = false;  ///< move/drain: wait until the groups are online on their new owner.
   bool since_set = false;
   std::uint64_t since = 0;
   std::string timeout = "60s";

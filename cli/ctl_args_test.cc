@@ -80,4 +80,69 @@ TEST_CASE("clusterctl: waiting ends at the goal, or at a failure the daemon repo
   CHECK(judge_wait(false, "online", true) == WaitVerdict::Pending);
 }
 
+TEST_CASE("clusterctl: move and drain wait only when asked, --timeout only with --wait") {
+  auto m = parse_ctl_args({"move", "ledger", "node2", "--wait", "--timeout", "30s"}, "");
+  REQUIRE(m);
+  CHECK(m->wait);
+  CHECK(m->timeout == "30s");
+  CHECK(check_command(*m));
+  CHECK_FALSE(parse_ctl_args({"move", "ledger"}, "")->wait);  // the default: answer at once
+  CHECK(check_command(*parse_ctl_args({"drain", "node1", "--wait"}, "")));
+  CHECK(check_command(*parse_ctl_args({"move", "ledger", "--timeout", "5s"}, "")).error().message ==
+        "option --timeout needs --wait with \"move\" (usage: clusterctl move GROUP [NODE] "
+        "[--wait [--timeout D]])");
+  CHECK_FALSE(check_command(*parse_ctl_args({"pause", "node1", "--wait"}, "")));
+  CHECK_FALSE(check_command(*parse_ctl_args({"online", "web", "--wait"}, "")));
+}
+
+namespace {
+
+GroupView view(const char* state, const char* owner, const char* reason = "") {
+  GroupView g;
+  g.name = "ledger";
+  g.state = state;
+  g.owner = owner;
+  g.reason = reason;
+  return g;
+}
+
+Event placement_event(const char* group, const char* reason) {
+  Event e;
+  e.kind = "placement";
+  e.group = group;
+  e.reason = reason;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("clusterctl: a move is done when online on its destination, failed or refused") {
+  std::string why;
+  MoveGoal to_node2{"ledger", "node1", "node2"};
+  CHECK(judge_move(to_node2, view("online", "node1"), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(to_node2, view("pending", "node1"), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(to_node2, view("offline", ""), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(to_node2, view("pending", "node2"), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(to_node2, view("online", "node3"), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(to_node2, view("online", "node2"), {}, &why) == WaitVerdict::Reached);
+  // No destination given: any node but the old owner.
+  MoveGoal anywhere{"ledger", "node1", ""};
+  CHECK(judge_move(anywhere, view("online", "node1"), {}, &why) == WaitVerdict::Pending);
+  CHECK(judge_move(anywhere, view("online", "node3"), {}, &why) == WaitVerdict::Reached);
+  // A move to where it already is does not end by its state: only the refusal ends it.
+  MoveGoal in_place{"ledger", "node2", "node2"};
+  CHECK(judge_move(in_place, view("online", "node2"), {}, &why) == WaitVerdict::Pending);
+  // Failed on the way: the reason is the daemon's.
+  CHECK(judge_move(to_node2, view("failed", "node2", "vip failed"), {}, &why) ==
+        WaitVerdict::Failed);
+  CHECK(why == "ledger failed on node2: vip failed");
+  // Refused by the coordinator (recorded after the request); another group's refusal is not ours.
+  std::vector<Event> since{placement_event("web", "refused: no"),
+                           placement_event("ledger", "committed: stop ledger")};
+  CHECK(judge_move(to_node2, view("online", "node1"), since, &why) == WaitVerdict::Pending);
+  since.push_back(placement_event("ledger", "refused: Node node2 is paused and takes no groups."));
+  CHECK(judge_move(to_node2, view("online", "node1"), since, &why) == WaitVerdict::Failed);
+  CHECK(why == "the coordinator refused to move ledger: Node node2 is paused and takes no groups.");
+}
+
 }  // namespace clusterd

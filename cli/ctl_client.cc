@@ -114,6 +114,19 @@ CtlResult<std::vector<Event>> CtlClient::events(std::uint64_t after) {
   return read_reply<std::vector<Event>>(*reply);
 }
 
+CtlResult<std::uint64_t> CtlClient::last_event_seq() {
+  sd_bus_error error = SD_BUS_ERROR_NULL;
+  std::uint64_t seq = 0;
+  int r = sd_bus_get_property_trivial(bus_.get(), kBusServiceName, kBusObjectPath, kBusInterface,
+                                      "LastEventSeq", &error, 't', &seq);
+  if (r < 0) {
+    CtlError e = call_error(error, r);
+    sd_bus_error_free(&error);
+    return std::unexpected(e);
+  }
+  return seq;
+}
+
 CtlResult<void> CtlClient::set_target(bool online, const std::string& group,
                                       const std::string& resource) {
   CtlResult<BusMessagePtr> reply =

@@ -49,6 +49,9 @@ class CtlClient {
   CtlResult<std::string> command(const std::string& kind, const std::string& group,
                                  const std::string& node, bool on);
 
+  /// The sequence number of the newest event (LastEventSeq).
+  CtlResult<std::uint64_t> last_event_seq();
+
   /// Starts counting Changed signals (call before the action whose effect you wait for).
   CtlResult<void> subscribe();
   /// Changed signals received so far.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -102,6 +103,103 @@ int cmd_timeline(const CtlOptions& o) {
   });
 }
 
+/// The groups `command` (move or drain) moves, with where each goes, from `groups` as they are
+/// before the request.
+CtlResult<std::vector<MoveGoal>> move_goals(const CtlOptions& o,
+                                            const std::vector<GroupView>& groups) {
+  std::vector<MoveGoal> goals;
+  if (o.command == "drain") {
+    for (const auto& g : groups)
+      if (g.owner == o.args[0] && g.state != "offline") goals.push_back({g.name, g.owner, ""});
+    return goals;
+  }
+  for (const auto& g : groups)
+    if (g.name == o.args[0]) goals.push_back({g.name, g.owner, o.args.size() > 1 ? o.args[1] : ""});
+  if (goals.empty())
+    return std::unexpected(
+        CtlError{kExitFailed, fmt::format("there is no group called \"{}\"", o.args[0])});
+  return goals;
+}
+
+std::string describe_goal(const MoveGoal& goal) {
+  return goal.to.empty() ? fmt::format("{} online on a node other than {}", goal.group, goal.from)
+                         : fmt::format("{} online on {}", goal.group, goal.to);
+}
+
+/// One pass over the goals: done (true), still moving (false, `waiting` says where each stands),
+/// or an error when one failed or was refused.
+CtlResult<bool> check_moves(CtlClient& c, const std::vector<MoveGoal>& goals, std::uint64_t seq,
+                            std::string* waiting) {
+  auto groups = c.groups();
+  if (!groups) return std::unexpected(groups.error());
+  auto events = c.events(seq);
+  if (!events) return std::unexpected(events.error());
+  waiting->clear();
+  for (const auto& goal : goals) {
+    auto it = std::find_if(groups->begin(), groups->end(),
+                           [&](const GroupView& g) { return g.name == goal.group; });
+    if (it == groups->end())
+      return std::unexpected(
+          CtlError{kExitFailed, fmt::format("group {} is no longer configured", goal.group)});
+    std::string why;
+    switch (judge_move(goal, *it, *events, &why)) {
+      case WaitVerdict::Reached:
+        break;
+      case WaitVerdict::Failed:
+        return std::unexpected(CtlError{kExitFailed, why});
+      case WaitVerdict::Pending:
+        *waiting += fmt::format("{}{} is {}{}", waiting->empty() ? "" : ", ", goal.group,
+                                it->state, it->owner.empty() ? "" : " on " + it->owner);
+        break;
+    }
+  }
+  return waiting->empty();
+}
+
+/// Follows Changed signals until every goal is reached, one fails, or the deadline passes.
+CtlResult<void> wait_moves(CtlClient& c, const std::vector<MoveGoal>& goals, std::uint64_t seq,
+                           Duration timeout) {
+  MonoTime deadline = mono_now() + timeout;
+  while (true) {
+    std::string waiting;
+    auto done = check_moves(c, goals, seq, &waiting);
+    if (!done) return std::unexpected(done.error());
+    if (*done) break;
+    auto changed = c.wait_change(deadline);
+    if (!changed) return std::unexpected(changed.error());
+    if (!*changed) {
+      std::string wanted;
+      for (const auto& g : goals) wanted += (wanted.empty() ? "" : "; ") + describe_goal(g);
+      return std::unexpected(CtlError{
+          kExitFailed, fmt::format("not done within {}: wanted {}; now {}",
+                                   format_duration(timeout), wanted, waiting)});
+    }
+  }
+  auto groups = c.groups();
+  if (!groups) return std::unexpected(groups.error());
+  for (const auto& goal : goals)
+    for (const auto& g : *groups)
+      if (g.name == goal.group) print(fmt::format("{}: online on {}\n", g.name, g.owner));
+  return {};
+}
+
+/// move/drain --wait: what moves is read before the request, then followed until done.
+CtlResult<void> command_and_wait(CtlClient& c, const CtlOptions& o, const std::string& group,
+                                 const std::string& node, Duration timeout) {
+  if (auto s = c.subscribe(); !s) return s;
+  auto seq = c.last_event_seq();
+  if (!seq) return std::unexpected(seq.error());
+  auto groups = c.groups();
+  if (!groups) return std::unexpected(groups.error());
+  auto goals = move_goals(o, *groups);
+  if (!goals) return std::unexpected(goals.error());
+  auto answer = c.command(o.command, group, node, false);
+  if (!answer) return std::unexpected(answer.error());
+  print(*answer + "\n");
+  std::fflush(stdout);
+  return wait_moves(c, *goals, *seq, timeout);
+}
+
 int cmd_cluster_command(const CtlOptions& o) {
   std::string group, node;
   bool on = false;
@@ -115,7 +213,12 @@ int cmd_cluster_command(const CtlOptions& o) {
   } else {
     node = o.args[0];
   }
+  auto timeout = parse_duration(o.timeout);
+  if (!timeout)
+    return report({kExitUsage, fmt::format("invalid --timeout \"{}\": {}", o.timeout,
+                                           timeout.error().message)});
   return with_client(o, [&](CtlClient& c) -> CtlResult<void> {
+    if (o.wait) return command_and_wait(c, o, group, node, *timeout);
     auto answer = c.command(o.command, group, node, on);
     if (!answer) return std::unexpected(answer.error());
     print(*answer + "\n");
@@ -296,6 +399,27 @@ WaitVerdict judge_wait(bool online, const std::string& state, bool failed_is_fin
   if (state == (online ? "online" : "offline")) return WaitVerdict::Reached;
   if (state == "failed" && failed_is_final) return WaitVerdict::Failed;
   return WaitVerdict::Pending;
+}
+
+WaitVerdict judge_move(const MoveGoal& goal, const GroupView& now,
+                       const std::vector<Event>& since, std::string* why) {
+  for (const auto& e : since) {
+    if (e.kind == "placement" && e.group == goal.group && e.reason.starts_with("refused: ")) {
+      *why = fmt::format("the coordinator refused to move {}: {}", goal.group,
+                         e.reason.substr(std::string_view("refused: ").size()));
+      return WaitVerdict::Failed;
+    }
+  }
+  if (now.state == "failed") {
+    *why = fmt::format("{} failed{}: {}", goal.group, now.owner.empty() ? "" : " on " + now.owner,
+                       now.reason.empty() ? "no reason given" : now.reason);
+    return WaitVerdict::Failed;
+  }
+  // Moved means away from the old owner: a move to where the group already is never ends by
+  // its state (the coordinator refuses it, and the refusal ends the wait).
+  bool there = !now.owner.empty() && now.owner != goal.from &&
+               (goal.to.empty() || now.owner == goal.to);
+  return now.state == "online" && there ? WaitVerdict::Reached : WaitVerdict::Pending;
 }
 
 int run_command(const CtlOptions& o) {

@@ -32,6 +32,9 @@ Changing (root, or a member of the cluster's admin_group):
   move GROUP [NODE]        move a group (to NODE, else the best other node)
   pause NODE | drain NODE | resume NODE
                            pause: keep its groups, take no new ones; drain: move them away
+                           move and drain return once the coordinator accepted; --wait waits
+                           until the groups are online on their new owner (or failed),
+                           --timeout DURATION (default 60s)
   maintenance on|off       freeze (or resume) automatic placement decisions
 
 Local (no daemon needed):
@@ -95,13 +98,17 @@ detected, offline confirmed, online.
 Example:
   clusterctl timeline ledger
 )"},
-      {"move", R"(clusterctl move GROUP [NODE]
+      {"move", R"(clusterctl move GROUP [NODE] [--wait [--timeout DURATION]]
 
 Asks the coordinator to move GROUP to NODE (or to the best other node): offline on its owner,
-confirmed, then online on the new one.
+confirmed, then online on the new one. Returns once the coordinator accepted the move (exit 1
+with the reason when it refused at once; a later refusal is recorded in the events). With
+--wait, returns once GROUP is online on its new owner; exit 1 when the move is refused, the
+group fails, or --timeout (default 60s) passes.
 
-Example:
+Examples:
   clusterctl move ledger node2
+  clusterctl move ledger --wait --timeout 30s
 )"},
       {"pause", R"(clusterctl pause NODE
 
@@ -110,12 +117,15 @@ Pauses NODE: it keeps its groups but takes no new ones.
 Example:
   clusterctl pause node2
 )"},
-      {"drain", R"(clusterctl drain NODE
+      {"drain", R"(clusterctl drain NODE [--wait [--timeout DURATION]]
 
-Drains NODE: its groups move to other nodes and it takes no new ones.
+Drains NODE: its groups move to other nodes and it takes no new ones. With --wait, returns
+once every group that ran on NODE is online on another node; exit 1 when one fails or
+--timeout (default 60s) passes (e.g. no other node may take it).
 
-Example:
+Examples:
   clusterctl drain node1
+  clusterctl drain node1 --wait
 )"},
       {"resume", R"(clusterctl resume NODE
 

@@ -8,7 +8,9 @@
 #include <ctime>
 
 #include "incarnation.h"
+#include "ip_driver.h"
 #include "log.h"
+#include "netlink_watcher.h"
 
 namespace clusterd {
 namespace {
@@ -119,6 +121,9 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
       context_.loop, *hb, [this](const DetectorEvent& e) { on_detector_event(e); });
   if (!heartbeats) return std::unexpected(heartbeats.error());
   heartbeats_ = std::move(*heartbeats);
+  // From the first frame on: joining until caught up (no frame may claim otherwise before).
+  hb_status_.flags = join_flags(joined_);
+  heartbeats_->set_status(hb_status_);
   auto tp = PeerTransportOptions::from_config(config, context_.node, keys.transport, incarnation);
   if (!tp) return std::unexpected(tp.error());
   auto transport = PeerTransport::create(context_.loop, *tp);
@@ -198,6 +203,8 @@ void ClusterService::tick() {
   }
   check_quorum(now);
   sync();
+  update_join();
+  note_node_states(now);
   coordinate();
   reconcile();
 }
@@ -255,7 +262,10 @@ void ClusterService::apply_committed(const Entry& entry) {
     return;
   }
   if (!changed->empty()) record("cluster", "", fmt::format("committed: {}", *changed));
-  if (state_.config_version != version) take_committed_config();
+  if (state_.config_version != version) {
+    take_committed_config();
+    publish_status();
+  }
   if (static_cast<EntryType>(entry.type) == EntryType::Placement) note_detections();
 }
 
@@ -304,21 +314,20 @@ void ClusterService::maybe_compact() {
 }
 
 void ClusterService::on_status(const RaftStatus& status) {
-  HeartbeatStatus hb;
-  hb.term = status.term;
-  hb.coordinator = status.leader ? static_cast<std::uint8_t>(*status.leader) : 0;
-  hb.config_version = state_.config_version;
-  heartbeats_->set_status(hb);
+  hb_status_.term = status.term;
+  hb_status_.coordinator = status.leader ? static_cast<std::uint8_t>(*status.leader) : 0;
+  publish_status();
   std::string leader = status.leader ? name_of(static_cast<std::uint8_t>(*status.leader)) : "";
   record("membership", "",
          fmt::format("term {}: {} ({}), coordinator {}", status.term, to_string(status.role),
                      context_.node, leader.empty() ? "unknown" : leader));
   if (status.role != RaftRole::Leader) {
     inflight_.reset();
-    requests_.clear();
+    drop_requests("the coordinator lost its role before deciding; try again");
     term_start_.reset();
   } else {
     term_start_ = raft_->last_index();  // the no-op of this term
+    term_began_ = mono_now();
   }
   sync_index_.reset();  // a new leader: sync again with it before acting
 }
@@ -413,12 +422,51 @@ bool ClusterService::heard_by_anyone(std::uint8_t node) const {
 }
 
 NodeState ClusterService::node_state(const NodeConfig& node) const {
+  // docs/membership.md, "Joining": every node judges alike from the peers' own heartbeats.
   auto id = static_cast<std::uint8_t>(node.id);
-  if (id != raft_->id() && !heartbeats_->detector().reachable(id)) return NodeState::Down;
+  const FailureDetector& d = heartbeats_->detector();
+  NodeFacts facts;
+  facts.self = id == raft_->id();
+  facts.reachable = d.reachable(id);
+  const PeerView* view = facts.self ? nullptr : d.view(id);
+  facts.joined = facts.self ? joined_ : view != nullptr && !(view->flags & kHeartbeatJoining);
   auto flag = state_.admin.find(node.name);
-  if (flag != state_.admin.end())
-    return flag->second == NodeFlag::Paused ? NodeState::Paused : NodeState::Draining;
-  return NodeState::Up;
+  if (flag != state_.admin.end()) facts.admin = flag->second;
+  return judge_node(facts);
+}
+
+CatchUpFacts ClusterService::catch_up_facts() const {
+  return {raft_->status().leader.has_value(), fenced_, sync_index_, state_.applied};
+}
+
+void ClusterService::update_join() {
+  bool now = joined(joined_, catch_up_facts());
+  if (now == joined_) return;
+  joined_ = now;
+  publish_status();
+  heartbeats_->send_now();  // peers (the coordinator) learn it without waiting an interval
+}
+
+void ClusterService::publish_status() {
+  hb_status_.config_version = state_.config_version;
+  hb_status_.flags = join_flags(joined_);
+  heartbeats_->set_status(hb_status_);
+}
+
+void ClusterService::note_node_states(MonoTime now) {
+  for (const auto& n : config_->nodes) {
+    NodeState state = node_state(n);
+    if (state == NodeState::Joining)
+      joining_since_.try_emplace(n.name, now);
+    else
+      joining_since_.erase(n.name);
+    auto [it, first] = shown_.try_emplace(n.name, NodeState::Down);
+    if (!first && it->second == state) continue;
+    if (first && state == NodeState::Down) continue;  // nothing happened yet
+    std::string from = to_string(it->second);
+    it->second = state;
+    record_node(n.name, from, to_string(state));
+  }
 }
 
 std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
@@ -471,7 +519,11 @@ void ClusterService::coordinate() {
   // knows every committed owner (leader completeness), and no entry of an earlier term left in
   // its log can still commit behind a decision made without it.
   if (!term_start_ || state_.applied < *term_start_) return;
-  PlacementInput input = placement_input(mono_now());
+  // docs/membership.md, "Joining": decide only once joined ourselves, and give nodes that are
+  // catching up a bounded moment, so groups go to the nodes the configuration prefers.
+  MonoTime now = mono_now();
+  if (!joined_ || hold_for_joining(joining_since_, term_began_, now, detection())) return;
+  PlacementInput input = placement_input(now);
   auto actions = decide(input);
   std::vector<PlacementAction> acting;
   for (auto& a : actions) {
@@ -479,6 +531,7 @@ void ClusterService::coordinate() {
       record("placement", a.group, fmt::format("refused: {}", a.reason));
     if (a.kind != ActionKind::Wait && a.kind != ActionKind::Refuse) acting.push_back(a);
   }
+  answer_requests(actions);
   requests_.clear();
   if (acting.empty()) return;
   auto index = propose(EntryType::Placement, encode_placement(acting, wall_now_usec()));
@@ -501,26 +554,37 @@ void ClusterService::on_report_request(const PeerMessage& message, PeerReply rep
 }
 
 void ClusterService::on_command_request(const PeerMessage& message, PeerReply reply) {
-  Result<std::string> result = fail("malformed command");
+  auto send = [reply](const Result<std::string>& result) {
+    json answer = result ? json{{"ok", true}, {"text", *result}}
+                         : json{{"ok", false}, {"text", result.error().message}};
+    reply(span_of(bytes_of(answer.dump())));
+  };
+  ClusterCommand command;
   try {
     auto j = json::parse(message.payload.begin(), message.payload.end());
-    result = execute(command_from(j));
+    command = command_from(j);
   } catch (const json::exception&) {
+    return send(fail("malformed command"));
   }
-  json answer = result ? json{{"ok", true}, {"text", *result}}
-                       : json{{"ok", false}, {"text", result.error().message}};
-  reply(span_of(bytes_of(answer.dump())));
+  // Requests are answered once decided, which may be after this call (PeerReply allows it).
+  execute(command, send);
 }
 
-Result<std::string> ClusterService::execute(const ClusterCommand& c) {
-  if (!leading()) return fail("this node is not the coordinator any more; try again");
-  auto request = [&](RequestKind kind) -> Result<std::string> {
-    if (config_->find_group(c.group) == nullptr)
-      return fail("there is no group called \"{}\"", c.group);
-    requests_.push_back({kind, c.group, c.node});
-    coordinate();
-    return fmt::format("{} {} submitted to the coordinator", to_string(kind), c.group);
-  };
+void ClusterService::execute(const ClusterCommand& c, Answer done) {
+  if (!leading()) return done(fail("this node is not the coordinator any more; try again"));
+  std::optional<RequestKind> kind;
+  if (c.kind == "move") kind = RequestKind::Move;
+  if (c.kind == "online") kind = RequestKind::Online;
+  if (c.kind == "offline") kind = RequestKind::Offline;
+  if (!kind) return done(execute_admin(c));
+  if (config_->find_group(c.group) == nullptr)
+    return done(fail("there is no group called \"{}\"", c.group));
+  requests_.push_back({*kind, c.group, c.node});
+  request_answers_.push_back(std::move(done));
+  coordinate();
+}
+
+Result<std::string> ClusterService::execute_admin(const ClusterCommand& c) {
   auto admin = [&](NodeFlag flag) -> Result<std::string> {
     if (config_->find_node(c.node) == nullptr)
       return fail("there is no node called \"{}\"", c.node);
@@ -528,9 +592,6 @@ Result<std::string> ClusterService::execute(const ClusterCommand& c) {
     if (!index) return std::unexpected(index.error());
     return fmt::format("node {}: {} submitted", c.node, c.kind);
   };
-  if (c.kind == "move") return request(RequestKind::Move);
-  if (c.kind == "online") return request(RequestKind::Online);
-  if (c.kind == "offline") return request(RequestKind::Offline);
   if (c.kind == "pause") return admin(NodeFlag::Paused);
   if (c.kind == "drain") return admin(NodeFlag::Draining);
   if (c.kind == "resume") return admin(NodeFlag::None);
@@ -548,27 +609,60 @@ Result<std::string> ClusterService::execute(const ClusterCommand& c) {
   return fail("unknown command \"{}\"", c.kind);
 }
 
-void ClusterService::submit(ClusterCommand command, std::function<void(Result<std::string>)> done) {
-  if (leading()) {
-    done(execute(command));
-    return;
+void ClusterService::answer_requests(const std::vector<PlacementAction>& actions) {
+  // Each request is acted on or refused by exactly one decide() (placement.h).
+  for (std::size_t i = 0; i < request_answers_.size(); ++i) {
+    std::string accepted;
+    std::optional<std::string> refused;
+    for (const auto& a : actions) {
+      if (a.request != static_cast<int>(i)) continue;
+      if (a.kind == ActionKind::Refuse) refused = a.reason;
+      else if (a.kind != ActionKind::Wait) accepted += (accepted.empty() ? "" : " ") + a.reason;
+    }
+    const PlacementRequest& r = requests_[i];
+    if (refused)
+      request_answers_[i](fail("{}", *refused));
+    else
+      request_answers_[i](fmt::format("{} {} accepted by the coordinator{}{}", to_string(r.kind),
+                                      r.group, accepted.empty() ? "" : ": ", accepted));
   }
+  request_answers_.clear();
+}
+
+void ClusterService::drop_requests(const std::string& why) {
+  auto answers = std::move(request_answers_);
+  request_answers_.clear();
+  requests_.clear();
+  for (auto& answer : answers) answer(fail("{}", why));
+}
+
+void ClusterService::submit(ClusterCommand command, std::function<void(Result<std::string>)> done) {
+  if (leading()) return execute(command, std::move(done));
   auto leader = raft_->status().leader;
   if (!leader) {
     done(fail("there is no coordinator right now (no quorum, or an election is running)"));
     return;
   }
   std::string payload = command_json(command).dump();
+  // A refusal comes after the D-Bus call that forwarded the command returned: it is recorded
+  // here too, so `clusterctl move --wait` on this node sees it (the coordinator records its own).
+  auto answered = [alive = std::weak_ptr<bool>(alive_), this, group = command.group,
+                   done = std::move(done)](Result<std::string> result) {
+    if (!result && !group.empty() && !alive.expired())
+      record("placement", group, fmt::format("refused: {}", result.error().message));
+    done(std::move(result));
+  };
   transport_->request(static_cast<std::uint8_t>(*leader),
                       static_cast<std::uint16_t>(PeerType::Command), span_of(bytes_of(payload)),
-                      kRequestTimeout, [done](Result<PeerBytes> answer) {
-                        if (!answer) return done(std::unexpected(answer.error()));
+                      kRequestTimeout, [answered](Result<PeerBytes> answer) {
+                        if (!answer) return answered(std::unexpected(answer.error()));
                         try {
                           auto j = json::parse(answer->begin(), answer->end());
-                          if (j.at("ok").get<bool>()) return done(j.at("text").get<std::string>());
-                          done(fail("{}", j.at("text").get<std::string>()));
+                          if (j.at("ok").get<bool>())
+                            return answered(j.at("text").get<std::string>());
+                          answered(fail("{}", j.at("text").get<std::string>()));
                         } catch (const json::exception&) {
-                          done(fail("the coordinator's answer is malformed"));
+                          answered(fail("the coordinator's answer is malformed"));
                         }
                       });
 }
@@ -697,6 +791,7 @@ void ClusterService::check_quorum(MonoTime now) {
   if (!fenced_) self_fence(now);
   if (kill_at_ && now >= *kill_at_) {
     kill_leftovers();
+    remove_leftover_addresses();
     kill_at_.reset();
   }
 }
@@ -704,6 +799,8 @@ void ClusterService::check_quorum(MonoTime now) {
 void ClusterService::self_fence(MonoTime now) {
   fenced_ = true;
   sync_index_.reset();
+  joined_ = false;  // it rejoins once a quorum confirms it and it caught up again
+  publish_status();
   auto c = guard_->confirmed(now);
   fence_reason_ =
       c ? fmt::format("no quorum has confirmed hearing this node for {} ms", now.ms_since(*c))
@@ -720,6 +817,31 @@ void ClusterService::self_fence(MonoTime now) {
   record("quorum", "",
          fmt::format("quorum lost, taking every group offline: {}; hard deadline in {} ms",
                      fence_reason_, kill_at_->ms_since(now)));
+}
+
+void ClusterService::remove_leftover_addresses() {
+  // A watcher of our own rather than the ip drivers' shared one: the drivers hear of the
+  // removal as a removal by someone else and fail their resource, which the engine then
+  // stops (its target is offline since the self-stop began) instead of adding it again.
+  auto netlink = NetlinkWatcher::create(context_.loop);
+  if (!netlink) {
+    record("quorum", "",
+           fmt::format("self-fence hard deadline: could not look for virtual IPs left: {}",
+                       netlink.error().to_string()));
+    return;
+  }
+  for (const auto& left : remove_resource_addresses(**netlink, *config_)) {
+    std::string address = fmt::format("{}/{}", left.address.to_string(), left.prefixlen);
+    if (left.removed)
+      record("quorum", left.group,
+             fmt::format("self-fence hard deadline: removed address {} of resource {} from {}",
+                         address, left.resource, left.ifname));
+    else
+      record("quorum", left.group,
+             fmt::format("self-fence hard deadline: could not remove address {} of resource {} "
+                         "from {}: {}",
+                         address, left.resource, left.ifname, left.removed.error().to_string()));
+  }
 }
 
 void ClusterService::kill_leftovers() {
@@ -838,6 +960,27 @@ json ClusterService::timelines() const {
     out.push_back({{"id", t.id}, {"group", t.group}, {"cause", t.cause}, {"phases", phases}});
   }
   return out;
+}
+
+void ClusterService::record_node(const std::string& node, const std::string& from,
+                                 const std::string& to) {
+  // The reason starts with the node it is about ("node3: ..."): the event's own node field
+  // names the node that recorded it.
+  std::string why = to == "joining"    ? "heard, catching up with the cluster"
+                    : to == "down"     ? "not heard any more"
+                    : from == "joining" ? "caught up with the cluster"
+                                       : fmt::format("now {}", to);
+  std::string reason = fmt::format("{}: {}", node, why);
+  log(LogLevel::Notice, {{"EVENT", "node"}, {"NODE", node}, {"FROM", from}, {"TO", to}},
+      "node {}: {} -> {} ({})", node, from, to, why);
+  if (context_.history == nullptr) return;
+  Event event;
+  event.kind = "node";
+  event.node = context_.node;
+  event.from = from;
+  event.to = to;
+  event.reason = reason;
+  context_.history->add(std::move(event));
 }
 
 void ClusterService::record(const std::string& kind, const std::string& group,

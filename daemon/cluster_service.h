@@ -22,6 +22,7 @@
 #include "error.h"
 #include "event_history.h"
 #include "heartbeat_socket.h"
+#include "join_rule.h"
 #include "peer_transport.h"
 #include "quorum_guard.h"
 #include "raft.h"
@@ -70,6 +71,8 @@ class ClusterService {
   void leave();
 
   /// Sends `command` to the coordinator (here when this node leads); the result sentence.
+  /// move/online/offline are answered once the coordinator decided them (accepted: what it
+  /// does; refused: why); `done` may run inside this call or later from the loop.
   void submit(ClusterCommand command, std::function<void(Result<std::string>)> done);
 
   /// Every node with its state (up, down, paused, draining, joining).
@@ -108,6 +111,10 @@ class ClusterService {
   void send_echoes();
   void on_echo(const PeerMessage& message);
   NodeState node_state(const NodeConfig& node) const;
+  CatchUpFacts catch_up_facts() const;
+  void update_join();
+  void publish_status();
+  void note_node_states(MonoTime now);
   bool heard_by_anyone(std::uint8_t node) const;
   std::set<std::string> safe_nodes(MonoTime now);
   std::uint8_t id_of(const std::string& name) const;
@@ -121,7 +128,11 @@ class ClusterService {
   void on_sync_request(const PeerMessage& message, PeerReply reply);
   void sync();
   bool current() const;
-  Result<std::string> execute(const ClusterCommand& command);
+  using Answer = std::function<void(Result<std::string>)>;
+  void execute(const ClusterCommand& command, Answer done);
+  Result<std::string> execute_admin(const ClusterCommand& command);
+  void answer_requests(const std::vector<PlacementAction>& actions);
+  void drop_requests(const std::string& why);
 
   // Node agent.
   void reconcile();
@@ -129,10 +140,13 @@ class ClusterService {
   void check_quorum(MonoTime now);
   void self_fence(MonoTime now);
   void kill_leftovers();
+  void remove_leftover_addresses();
 
   void tick();
   static int on_timer(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
   void record(const std::string& kind, const std::string& group, const std::string& reason);
+  void record_node(const std::string& node, const std::string& from, const std::string& to);
+  Duration detection() const { return config_->heartbeat.interval * config_->heartbeat.misses; }
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< For callbacks that outlive us.
   ClusterContext context_;
@@ -150,8 +164,16 @@ class ClusterService {
   std::optional<std::pair<Term, Index>> inflight_;  ///< Proposal not yet applied.
   std::optional<Index> term_start_;                 ///< Index of this term's no-op while leading.
   std::vector<PlacementRequest> requests_;
+  std::vector<Answer> request_answers_;  ///< One per request: called once it is decided.
   std::map<std::string, MonoTime> unheard_since_;  ///< Down nodes: when nobody heard them.
   std::map<std::uint8_t, MonoTime> detected_;      ///< When a node was detected unreachable.
+  MonoTime term_began_;                            ///< When this node last became leader.
+
+  // Membership state as shown (docs/membership.md, "Joining").
+  HeartbeatStatus hb_status_;  ///< What our heartbeats say: term, coordinator, version, flags.
+  bool joined_ = false;        ///< Caught up since this daemon started or last fenced itself.
+  std::map<std::string, NodeState> shown_;           ///< Each node's state, last recorded.
+  std::map<std::string, MonoTime> joining_since_;    ///< Nodes joining now: since when.
 
   // Agent state.
   std::map<std::string, std::uint64_t> started_epoch_;

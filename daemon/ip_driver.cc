@@ -172,9 +172,7 @@ Result<IpDriver::Target> IpDriver::resolve() const {
 // IPv4: our label on that link (a resource's label is its identity: MSCS adopts nothing
 // else). IPv6 has no labels: our IFA_PROTO marker.
 bool IpDriver::is_ours(const AddressInfo& address) const {
-  if (!ipv4()) return address.proto == kClusterdAddressProto;
-  auto label = ipv4_label(link_name(address.ifindex), resource_, params_.label);
-  return label && address.label == *label;
+  return is_resource_address(address, link_name(address.ifindex), resource_, params_);
 }
 
 std::optional<AddressInfo> IpDriver::find_ours() const {
@@ -359,6 +357,37 @@ int IpDriver::on_complete(sd_event_source*, void* userdata) noexcept {
 }
 
 }  // namespace
+
+bool is_resource_address(const AddressInfo& address, std::string_view ifname,
+                         std::string_view resource, const IpParams& params) {
+  if (params.address.address.family != AF_INET) return address.proto == kClusterdAddressProto;
+  auto label = ipv4_label(ifname, resource, params.label);
+  return label && address.label == *label;
+}
+
+std::vector<LeftoverAddress> remove_resource_addresses(NetlinkWatcher& netlink,
+                                                       const Config& config) {
+  std::vector<LeftoverAddress> out;
+  for (const auto& group : config.groups) {
+    for (const auto& resource : group.resources) {
+      if (resource.type != "ip") continue;
+      auto params = parse_ip_params(resource.params);
+      if (!params) continue;  // never started: the validator refuses such a configuration
+      for (const auto& a : netlink.find_address(params->address.address)) {
+        const LinkInfo* link = netlink.find_link(a.ifindex);
+        std::string ifname = link ? link->name : fmt::format("ifindex {}", a.ifindex);
+        if (!is_resource_address(a, ifname, resource.name, *params)) continue;
+        Result<void> removed = netlink.remove_address(a.ifindex, a.address, a.prefixlen);
+        // ENODEV: the link went with it; EADDRNOTAVAIL: gone meanwhile. Either way: not there.
+        if (!removed && (removed.error().errno_value == ENODEV ||
+                         removed.error().errno_value == EADDRNOTAVAIL))
+          removed = {};
+        out.push_back({group.name, resource.name, ifname, a.address, a.prefixlen, removed});
+      }
+    }
+  }
+  return out;
+}
 
 Result<IpParams> parse_ip_params(const Params& params) {
   TypeInfo info = ip_type_info();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 #include "driver.h"
@@ -46,6 +47,32 @@ Result<std::string> ipv4_label(std::string_view ifname, std::string_view resourc
 
 /// Metadata of the built-in `ip` type for the configuration validator.
 TypeInfo ip_type_info();
+
+class NetlinkWatcher;  // netlink_watcher.h
+struct AddressInfo;    // netlink_watcher.h
+
+/// Whether `address` (an entry for the address of ip resource `resource`, on link `ifname`)
+/// was added by clusterd for that resource: IPv4 by its label, IPv6 by the IFA_PROTO marker.
+bool is_resource_address(const AddressInfo& address, std::string_view ifname,
+                         std::string_view resource, const IpParams& params);
+
+/// An address of an ip resource found still configured, and what removing it came to.
+struct LeftoverAddress {
+  std::string group;
+  std::string resource;
+  std::string ifname;
+  InetAddress address;
+  int prefixlen = 0;
+  Result<void> removed;  ///< The removal's outcome (ENODEV/EADDRNOTAVAIL count as removed).
+};
+
+/// Removes, with `netlink`, every address that an ip resource of `config` added and that is
+/// still configured, whatever the resource's state (the self-fence hard deadline: nothing of
+/// this node may keep a virtual IP). Use a watcher other than the ip drivers' shared one: the
+/// drivers then hear of the removal like any removal by someone else and fail their resource,
+/// so the engine stops it instead of adding the address again.
+std::vector<LeftoverAddress> remove_resource_addresses(NetlinkWatcher& netlink,
+                                                       const Config& config);
 
 /// A driver for an ip resource; needs `context.netlink` and `context.loop`.
 Result<std::unique_ptr<ResourceDriver>> make_ip_driver(const ResourceConfig& config,

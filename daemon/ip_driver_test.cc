@@ -334,4 +334,61 @@ TEST_CASE("ip driver: stop after the link vanished is not an error (ENODEV)") {
                           "'interface'");
 }
 
+namespace {
+
+ResourceConfig ip_resource(const char* name, const char* address) {
+  ResourceConfig r;
+  r.name = name;
+  r.type = "ip";
+  r.params = params({{"address", address}});
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("leftover addresses: ours are removed whatever the resource's state, others stay") {
+  IpFixture f;
+  std::vector<std::string> failures;
+  auto web = f.driver(fast("10.0.0.50"), "web");
+  web->set_failure_handler([&](std::string reason) { failures.push_back(std::move(reason)); });
+  REQUIRE(f.start(*web).status == ActionStatus::Ok);
+  auto six = f.driver(fast("fd00::50/64"), "six");  // IPv6: ours by the IFA_PROTO marker
+  REQUIRE(f.start(*six).status == ActionStatus::Ok);
+  // Left by an earlier run of ours (our label, no driver running it), and one that is not
+  // ours (no label).
+  REQUIRE(f.net->local("ip addr add 10.0.0.51/32 dev va label va:old") == 0);
+  REQUIRE(f.net->local("ip addr add 10.0.0.52/32 dev va") == 0);
+  Config config;
+  GroupConfig group;
+  group.name = "g";
+  group.resources = {ip_resource("web", "10.0.0.50"), ip_resource("old", "10.0.0.51"),
+                     ip_resource("other", "10.0.0.52"), ip_resource("six", "fd00::50/64")};
+  config.groups.push_back(group);
+
+  // A watcher of its own, as the cluster service uses at its hard deadline.
+  auto own = NetlinkWatcher::create(f.loop.get());
+  REQUIRE(own);
+  auto removed = remove_resource_addresses(**own, config);
+  std::vector<std::string> names;
+  for (const auto& r : removed) {
+    CHECK_MESSAGE(r.removed, r.resource);
+    CHECK(r.group == "g");
+    CHECK(r.ifname == "va");
+    names.push_back(r.resource);
+  }
+  CHECK(names == std::vector<std::string>{"web", "old", "six"});
+  CHECK_FALSE(f.kernel_address("10.0.0.50"));
+  CHECK_FALSE(f.kernel_address("10.0.0.51"));
+  CHECK_FALSE(f.kernel_address("fd00::50"));
+  CHECK(f.kernel_address("10.0.0.52"));  // not ours: left alone
+
+  // The running driver hears of it like any removal and fails its resource; its stop then
+  // finds nothing to remove.
+  REQUIRE(run_until(f.loop.get(), [&] { return !failures.empty(); }, 500ms));
+  CHECK(failures.front() == "address 10.0.0.50 was removed from va");
+  CHECK(f.stop(*web).status == ActionStatus::Ok);
+  CHECK(f.stop(*six).status == ActionStatus::Ok);
+  CHECK(remove_resource_addresses(**own, config).empty());  // nothing left the second time
+}
+
 }  // namespace clusterd

@@ -13,6 +13,9 @@ from harness import CLUSTERCTL, wait_for
 from lab_harness import LEDGER_CLIENT, clab
 
 VIP = "10.77.0.100"
+# Labs are named PREFIX3 and PREFIX5; engineers running this file at once pick their own prefix.
+LAB_PREFIX = os.environ.get("CLUSTERD_LAB_PREFIX", "fo")
+AGENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agents")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a lab needs root (namespaces)")
 
@@ -37,6 +40,12 @@ class Lab:
 
     def bus(self, node):
         return f"/run/clusterlab/{self.name}/{node}/run/clusterd/bus"
+
+    def addresses(self, node):
+        """The IPv4 addresses configured in `node`'s network namespace."""
+        r = subprocess.run(["ip", "-n", f"{self.name}-{node}", "-4", "-o", "addr", "show"],
+                           capture_output=True, text=True, check=True)
+        return {line.split()[3].split("/")[0] for line in r.stdout.splitlines()}
 
     def ctl(self, node, *args, check=True, timeout=10):
         r = subprocess.run([CLUSTERCTL, "--bus", self.bus(node), *args], capture_output=True,
@@ -130,7 +139,7 @@ def running_lab(name, nodes, timeout):
 
 @pytest.fixture
 def lab3():
-    yield from running_lab("fo3", 3, timeout=20)
+    yield from running_lab(f"{LAB_PREFIX}3", 3, timeout=20)
 
 
 class Sampler:
@@ -291,6 +300,75 @@ def test_move_pause_drain_resume(lab3):
              timeout=5, what="all up")
     r = lab.ctl("node1", "move", "nosuch", check=False)
     assert r.returncode != 0
+
+
+def test_move_and_drain_wait_until_the_group_is_online_on_its_new_owner(lab3):
+    lab = lab3
+    r = lab.ctl("node3", "move", "ledger", "node2", "--wait", "--timeout", "30s", timeout=40)
+    # Returned only once the target itself shows the group online.
+    g = lab.group("node2")
+    assert g["state"] == "online" and g["owner"] == "node2", g
+    assert r.stdout.splitlines()[-1] == "ledger: online on node2", r.stdout
+    # A refused move ends the wait at once with the coordinator's reason, whichever node asks
+    # (followers hear the refusal after their D-Bus call returned).
+    for node in lab.nodes:
+        r = lab.ctl(node, "move", "ledger", "node2", "--wait", "--timeout", "30s", check=False,
+                    timeout=20)
+        assert r.returncode == 1, (node, r.stdout, r.stderr)
+        assert "already online on node2" in r.stderr, (node, r.stderr)
+    lab.ctl("node1", "pause", "node1")
+    wait_for(lambda: lab.json("node3", "nodes")[0]["state"] == "paused", timeout=5,
+             what="node1 paused")
+    r = lab.ctl("node3", "move", "ledger", "node1", "--wait", check=False, timeout=20)
+    assert r.returncode == 1 and "node1 is paused" in r.stderr, r.stderr
+    # drain --wait: every group of node2 online elsewhere (node1 is paused: node3) on return.
+    r = lab.ctl("node1", "drain", "node2", "--wait", "--timeout", "30s", timeout=40)
+    g = lab.group("node3")
+    assert g["state"] == "online" and g["owner"] == "node3", g
+    assert r.stdout.splitlines()[-1] == "ledger: online on node3", r.stdout
+    # Without --wait the answer comes once the coordinator accepted (the default, as before).
+    lab.ctl("node2", "resume", "node1")
+    lab.ctl("node2", "resume", "node2")
+    r = lab.ctl("node2", "move", "ledger", "node1")
+    assert r.returncode == 0
+    wait_for(lambda: online_on(lab, lab.nodes) == "node1", timeout=10, what="moved to node1")
+
+
+# -- joining ----------------------------------------------------------------------------------
+
+def node_transitions(lab, observer, node, after=0):
+    """(from, to) of the node events `observer` recorded about `node` after event `after`."""
+    return [(e["from"], e["to"]) for e in lab.json(observer, "events")
+            if e["kind"] == "node" and e["seq"] > after and e["reason"].startswith(f"{node}:")]
+
+
+def last_seq(lab, node):
+    return max((e["seq"] for e in lab.json(node, "events")), default=0)
+
+
+def test_a_restarted_node_passes_through_joining_to_up(lab3):
+    lab = lab3
+    lab.run("stop-node", "node3")
+    wait_for(lambda: lab.json("node1", "nodes")[2]["state"] == "down", timeout=10,
+             what="node3 down")
+    seen = {n: last_seq(lab, n) for n in ("node1", "node2")}
+    lab.run("start-node", "node3")
+    for n in ("node1", "node2"):
+        wait_for(lambda: lab.json(n, "nodes")[2]["state"] == "up", timeout=15,
+                 what=f"node3 up on {n}")
+        # Heard first while still catching up, then up: never up before it caught up. (The
+        # events are recorded on the daemon's next tick, a moment after the state shows.)
+        changes = wait_for(lambda: len(node_transitions(lab, n, "node3", seen[n])) >= 2 and
+                           node_transitions(lab, n, "node3", seen[n]), timeout=5,
+                           what=f"{n} recording node3's changes")
+        assert changes[:2] == [("down", "joining"), ("joining", "up")], (n, changes)
+    # The restarted node judged itself the same way from its start.
+    own = wait_for(lambda: len(node_transitions(lab, "node3", "node3")) >= 2 and
+                   node_transitions(lab, "node3", "node3"), timeout=5, what="node3's own changes")
+    assert own[:2] == [("down", "joining"), ("joining", "up")], own
+    wait_for(lambda: [x["state"] for x in lab.json("node3", "nodes")] == ["up"] * 3, timeout=5,
+             what="node3 sees everyone up")
+    assert online_on(lab, lab.nodes) == "node1"  # nothing moved meanwhile
 
 
 # -- replicated configuration ---------------------------------------------------------------
@@ -474,7 +552,7 @@ def test_every_core_busy_for_a_while_evicts_nobody(lab3):
 
 @pytest.fixture
 def lab5():
-    yield from running_lab("fo5", 5, timeout=30)
+    yield from running_lab(f"{LAB_PREFIX}5", 5, timeout=30)
 
 
 def test_five_nodes_partition_three_two_and_kill(lab5):
@@ -505,9 +583,62 @@ def test_one_way_cut_the_owner_hears_everyone_but_fences_itself(lab3):
         wait_for(lambda: not lab.cluster("node1")["quorate"], timeout=5, what="node1 fenced")
         pair = ["node2", "node3"]
         wait_for(lambda: online_on(lab, pair) in pair, timeout=10, what="the pair runs it")
-        # node1 still hears both peers all along.
-        assert [n["state"] for n in lab.json("node1", "nodes")] == ["up", "up", "up"]
+        # node1 still hears both peers all along; itself it counts as joining again: fenced,
+        # it must catch up with the cluster before it may own anything.
+        assert [n["state"] for n in lab.json("node1", "nodes")] == ["joining", "up", "up"]
         lab.run("heal")
         wait_for(lambda: all(lab.cluster(n)["quorate"] for n in lab.nodes), timeout=10,
                  what="one cluster again")
+        wait_for(lambda: [n["state"] for n in lab.json("node1", "nodes")] == ["up"] * 3,
+                 timeout=10, what="node1 caught up again")
     assert sampler.double == [], "the group ran on two nodes at once"
+
+
+# -- the hard self-stop deadline --------------------------------------------------------------
+
+SLOW_GROUP = f"""
+  - name: slow
+    preferred_owners: [node1, node2, node3]
+    resources:
+      - name: vip2
+        type: ip
+        params:
+          address: 10.77.0.101/24
+      - name: app
+        type: ocf
+        agent: {AGENTS}/stop-hangs
+        depends: [vip2]
+        timeouts:
+          stop: 90s
+"""
+
+
+def test_hard_deadline_removes_an_address_whose_stop_never_began(lab3, tmp_path):
+    """node1 loses the quorum while the stop of `app` hangs; `app` stops before `vip2` (it
+    depends on it), so the engine never gets to remove the address. The hard deadline does."""
+    lab = lab3
+    apply_text(lab, "node2", lab_config(lab).rstrip("\n") + "\n" + SLOW_GROUP.lstrip("\n"),
+               tmp_path)
+    wait_for(lambda: online_on(lab, lab.nodes, "slow") == "node1", timeout=15,
+             what="the slow group online on node1")
+    assert "10.77.0.101" in lab.addresses("node1")
+    with Sampler(lab, lab.nodes) as sampler:
+        lab.run("partition", "node1", "--network", "public", "--network", "private")
+        wait_for(lambda: "10.77.0.101" not in lab.addresses("node1"), timeout=5,
+                 what="the address gone from node1")
+        # app's stop still runs (90 s budget): the address went at the deadline, not by vip2's
+        # own stop, and the engine shows vip2 down, not online.
+        resources = {r["name"]: r for r in lab.json("node1", "resources", "slow")}
+        assert resources["app"]["state"] == "offline-pending", resources["app"]
+        assert resources["vip2"]["state"] in ("failed", "offline"), resources["vip2"]
+        events = lab.json("node1", "events")
+        assert any(e["kind"] == "quorum" and e["group"] == "slow" and
+                   "removed address 10.77.0.101/32 of resource vip2" in e["reason"]
+                   for e in events), [e["reason"] for e in events if e["kind"] == "quorum"]
+        pair = ["node2", "node3"]
+        wait_for(lambda: online_on(lab, pair, "slow") in pair, timeout=15,
+                 what="the pair runs the slow group")
+        # Still gone: the engine did not add it back.
+        assert "10.77.0.101" not in lab.addresses("node1")
+        lab.run("heal")
+    assert sampler.double == [], "the ledger ran on two nodes at once"
