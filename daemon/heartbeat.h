@@ -35,6 +35,9 @@ inline constexpr std::size_t kHeartbeatFrameSize = kHeartbeatBodySize + kHeartbe
 
 /// Frame flag: the sender is shutting down cleanly; peers may drop it at once.
 inline constexpr std::uint8_t kHeartbeatLeaving = 0x01;
+/// Frame flag: the sender has not caught up with the cluster since it started or last fenced
+/// itself (docs/membership.md, "Joining"; the rule is in join_rule.h).
+inline constexpr std::uint8_t kHeartbeatJoining = 0x02;
 
 /// One heartbeat. Everything a peer needs for failure detection and, later, view agreement.
 struct HeartbeatFrame {

@@ -9,15 +9,13 @@
 #include <string>
 
 #include "clock.h"
+#include "heartbeat.h"
 #include "cluster_state.h"
 #include "placement.h"
 #include "raft.h"
 
 namespace clusterd {
 
-/// Heartbeat flag: the sender has not caught up with the cluster since it started or last
-/// fenced itself (bit 1; bit 0 is kHeartbeatLeaving). Receivers that do not know it carry it.
-inline constexpr std::uint8_t kHeartbeatJoining = 0x02;
 
 /// What a node knows of its own progress, for caught_up().
 struct CatchUpFacts {
