@@ -90,15 +90,11 @@ std::array<std::uint8_t, 16> read_capacity16_cdb(std::uint32_t length) {
   return cdb;
 }
 
-/// REPORT SUPPORTED OPERATION CODES for one opcode and service action (SPC-4 6.35).
-std::array<std::uint8_t, 12> rsoc_one_cdb(std::uint8_t opcode, std::uint16_t action,
-                                          std::uint32_t length) {
+/// REPORT SUPPORTED OPERATION CODES, all commands (SPC-4 6.35).
+std::array<std::uint8_t, 12> rsoc_all_cdb(std::uint32_t length) {
   std::array<std::uint8_t, 12> cdb{};
   cdb[0] = 0xa3;
   cdb[1] = 0x0c;
-  cdb[2] = 0x02;  // reporting options: one command, with service action
-  cdb[3] = opcode;
-  put_be(&cdb[4], action, 2);
   put_be(&cdb[6], length, 4);
   return cdb;
 }
@@ -162,7 +158,9 @@ Result<void> IscsiSession::login(const std::string& portal) {
   iscsi_context* c = context_.get();
   // No automatic reconnect: it would silently make a new, unregistered nexus (docs/disks.md).
   iscsi_set_noautoreconnect(c, 1);
-  iscsi_set_timeout(c, static_cast<int>(target_.timeout.count()));
+  // Our own deadline (wait()) is exact to the millisecond; libiscsi's counts whole seconds of
+  // time(NULL), so it may fire up to a second early. It stays as a backstop, set later.
+  iscsi_set_timeout(c, static_cast<int>(target_.timeout.count()) + 2);
   if (iscsi_set_targetname(c, target_.target_iqn.c_str()) != 0 ||
       iscsi_set_session_type(c, ISCSI_SESSION_NORMAL) != 0 ||
       iscsi_set_header_digest(c, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0)
@@ -240,7 +238,7 @@ Result<int> IscsiSession::send_once(const Command& command, scsi_task* task) {
                                command.out.empty() ? nullptr : &out, &pending) != 0)
     return fail_errno(ENOTCONN, "{}: cannot queue the command: {}", command.name,
                       iscsi_get_error(context_.get()));
-  auto deadline = mono_now() + target_.timeout + std::chrono::seconds(1);
+  auto deadline = mono_now() + target_.timeout;
   if (auto ok = wait(pending.finished, deadline, command.name.c_str()); !ok)
     return std::unexpected(ok.error());
   return pending.status;
@@ -341,9 +339,14 @@ Result<void> IscsiSession::pr_out(PrOutAction action, PrType type, std::uint64_t
                                   std::uint64_t sa_key) {
   auto cdb = pr_out_cdb(action, type);
   auto parameters = pr_out_parameters(key, sa_key);
-  return execute({std::string(to_string(action)),
-                  [&] { return task_from_cdb(cdb, SCSI_XFER_WRITE, parameters.size()); },
-                  parameters});
+  auto done = execute({std::string(to_string(action)),
+                       [&] { return task_from_cdb(cdb, SCSI_XFER_WRITE, parameters.size()); },
+                       parameters});
+  // A target that listed PREEMPT AND ABORT but refuses it: believe the refusal from now on.
+  if (!done && action == PrOutAction::PreemptAndAbort &&
+      failure_of(done.error()) == IoFailure::IllegalRequest)
+    preempt_and_abort_ = 0;
+  return done;
 }
 
 Result<std::vector<std::uint8_t>> IscsiSession::pr_in(PrInAction action, std::uint16_t length) {
@@ -379,18 +382,18 @@ Result<PrCapabilities> IscsiSession::pr_report_capabilities() {
 
 Result<bool> IscsiSession::supports_preempt_and_abort() {
   if (preempt_and_abort_ >= 0) return preempt_and_abort_ == 1;
-  std::array<std::uint8_t, 32> data{};
+  std::vector<std::uint8_t> data(8192);
   std::size_t received = 0;
-  auto cdb = rsoc_one_cdb(0x5f, static_cast<std::uint16_t>(PrOutAction::PreemptAndAbort),
-                          data.size());
+  auto cdb = rsoc_all_cdb(static_cast<std::uint32_t>(data.size()));
   auto ok = execute({"REPORT SUPPORTED OPERATION CODES",
                      [&] { return task_from_cdb(cdb, SCSI_XFER_READ, data.size()); },
                      {}, data, &received});
   bool supported = false;
   if (ok) {
-    auto parsed = parse_one_command_supported(std::span(data).first(received));
-    if (!parsed) return std::unexpected(parsed.error());
-    supported = *parsed;
+    auto commands = parse_supported_commands(std::span(data).first(received));
+    if (!commands) return std::unexpected(commands.error());
+    supported = lists_command(*commands, 0x5f,
+                              static_cast<std::uint16_t>(PrOutAction::PreemptAndAbort));
   } else if (failure_of(ok.error()) != IoFailure::IllegalRequest) {
     return std::unexpected(ok.error());
   }

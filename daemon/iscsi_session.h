@@ -30,8 +30,8 @@ struct IscsiTarget {
   std::string target_iqn;
   int lun = 1;
   std::string initiator_iqn;  ///< The node's own initiator name (one per node).
-  /// Every command and the login fail after this long without an answer (libiscsi's own
-  /// timeout has a granularity of one second; ours backs it up).
+  /// Every command, the connect and the login fail after this long without an answer (our
+  /// own deadline: libiscsi's timeout counts whole seconds and may fire up to one early).
   std::chrono::seconds timeout{5};
   int retries = 5;  ///< Sends per command while the target answers "not executed, retry".
 };

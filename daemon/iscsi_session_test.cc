@@ -89,6 +89,9 @@ TEST_CASE("IscsiSession: portals are tried in order; none answering is Unreachab
   target.portals = {"127.0.0.1:1", tgtd->portal()};
   auto session = open_session(target);
   CHECK(session->portal() == tgtd->portal());
+  // tgt raises 29/00 for every new nexus, restart or not: the login's TEST UNIT READY meets it.
+  CHECK(session->take_attentions().power_on_reset);
+  CHECK(session->take_attentions().empty());
 
   target.portals = {"127.0.0.1:1", "127.0.0.1:2"};
   auto none = IscsiSession::connect(target);

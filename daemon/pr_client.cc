@@ -92,8 +92,12 @@ Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) 
 Result<void> PrClient::preempt(std::uint64_t victim) {
   auto abort = device_.supports_preempt_and_abort();
   if (!abort) return std::unexpected(abort.error());
-  auto action = *abort ? PrOutAction::PreemptAndAbort : PrOutAction::Preempt;
-  return device_.pr_out(action, PrType::ExclusiveAccess, key_, victim);
+  if (*abort) {
+    auto done = device_.pr_out(PrOutAction::PreemptAndAbort, PrType::ExclusiveAccess, key_, victim);
+    // ILLEGAL REQUEST: not executed, so plain PREEMPT is safe to send instead.
+    if (done || failure_of(done.error()) != IoFailure::IllegalRequest) return done;
+  }
+  return device_.pr_out(PrOutAction::Preempt, PrType::ExclusiveAccess, key_, victim);
 }
 
 Result<void> PrClient::preempt_registrants(const std::vector<std::uint64_t>& victims) {

@@ -149,11 +149,26 @@ bool PrCapabilities::supports(PrType type) const {
   return type_mask_valid && (type_mask & bit);
 }
 
-Result<bool> parse_one_command_supported(std::span<const std::uint8_t> data) {
-  if (auto ok = need(data, 2, "REPORT SUPPORTED OPERATION CODES"); !ok)
-    return std::unexpected(ok.error());
-  std::uint8_t support = data[1] & 0x07;
-  return support == 3 || support == 5;
+Result<std::vector<SupportedCommand>> parse_supported_commands(
+    std::span<const std::uint8_t> data) {
+  const char* what = "REPORT SUPPORTED OPERATION CODES";
+  if (auto ok = need(data, 4, what); !ok) return std::unexpected(ok.error());
+  std::size_t end = std::min<std::size_t>(data.size(), 4 + get_be(&data[0], 4));
+  std::vector<SupportedCommand> commands;
+  for (std::size_t at = 4; at + 8 <= end;) {
+    SupportedCommand command{data[at], std::nullopt};
+    if (data[at + 5] & 0x01) command.service_action = static_cast<std::uint16_t>(get_be(&data[at + 2], 2));
+    commands.push_back(command);
+    at += (data[at + 5] & 0x02) ? 20 : 8;  // CTDP: a 12-byte timeouts descriptor follows
+  }
+  return commands;
+}
+
+bool lists_command(const std::vector<SupportedCommand>& commands, std::uint8_t opcode,
+                   std::uint16_t service_action) {
+  return std::any_of(commands.begin(), commands.end(), [&](const SupportedCommand& c) {
+    return c.opcode == opcode && (!c.service_action || *c.service_action == service_action);
+  });
 }
 
 std::string_view to_string(HoldStep step) {

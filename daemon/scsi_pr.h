@@ -128,9 +128,18 @@ Result<PrReservation> parse_read_reservation(std::span<const std::uint8_t> data)
 /// Parses REPORT CAPABILITIES parameter data.
 Result<PrCapabilities> parse_report_capabilities(std::span<const std::uint8_t> data);
 
-/// Whether REPORT SUPPORTED OPERATION CODES (one command, SPC-4 6.35.3) says the command is
-/// supported: SUPPORT field 3 or 5. `data` = the one-command parameter data.
-Result<bool> parse_one_command_supported(std::span<const std::uint8_t> data);
+/// One command REPORT SUPPORTED OPERATION CODES lists (SPC-4 6.35.2, "all commands").
+struct SupportedCommand {
+  std::uint8_t opcode = 0;
+  std::optional<std::uint16_t> service_action;  ///< Set when SERVACTV is.
+};
+
+/// Parses the "all commands" parameter data. (Not the one-command form: tgt answers that one
+/// for PERSISTENT RESERVE OUT as if every service action were supported.)
+Result<std::vector<SupportedCommand>> parse_supported_commands(std::span<const std::uint8_t> data);
+/// Whether `commands` lists `opcode` with `service_action`.
+bool lists_command(const std::vector<SupportedCommand>& commands, std::uint8_t opcode,
+                   std::uint16_t service_action);
 
 // ---- Decisions --------------------------------------------------------------------------------
 

@@ -150,12 +150,28 @@ TEST_CASE("parse_report_capabilities: the type mask as tgt sends it") {
   CHECK_FALSE(parse_report_capabilities(data)->supports(PrType::ExclusiveAccess));
 }
 
-TEST_CASE("parse_one_command_supported: SUPPORT 3 and 5 mean yes") {
-  CHECK(*parse_one_command_supported(std::vector<std::uint8_t>{0, 3}));
-  CHECK(*parse_one_command_supported(std::vector<std::uint8_t>{0, 0x85}));  // CTDP + 5
-  CHECK_FALSE(*parse_one_command_supported(std::vector<std::uint8_t>{0, 1}));
-  CHECK_FALSE(*parse_one_command_supported(std::vector<std::uint8_t>{0, 0}));
-  CHECK_FALSE(parse_one_command_supported(std::vector<std::uint8_t>{0}).has_value());
+TEST_CASE("parse_supported_commands: descriptors with and without service actions") {
+  // As tgt 1.0.85 lists PERSISTENT RESERVE OUT: actions 0-4, 6, 7 but not 5 (PREEMPT AND ABORT).
+  std::vector<std::uint8_t> data{0, 0, 0, 0};
+  auto add = [&](std::uint8_t opcode, int action, bool ctdp) {
+    data.insert(data.end(), {opcode, 0, 0, static_cast<std::uint8_t>(action < 0 ? 0 : action), 0,
+                             static_cast<std::uint8_t>((action >= 0 ? 1 : 0) | (ctdp ? 2 : 0)),
+                             0, 10});
+    if (ctdp) data.insert(data.end(), 12, 0);
+  };
+  add(0x00, -1, false);  // TEST UNIT READY
+  for (int action : {0, 1, 2, 3, 4, 6, 7}) add(0x5f, action, action == 3);
+  data[3] = static_cast<std::uint8_t>(data.size() - 4);
+
+  auto commands = parse_supported_commands(data);
+  REQUIRE(commands.has_value());
+  CHECK(commands->size() == 8);
+  CHECK(lists_command(*commands, 0x00, 0));
+  CHECK(lists_command(*commands, 0x5f, 4));
+  CHECK(lists_command(*commands, 0x5f, 6));  // found past the CTDP descriptor of action 3
+  CHECK_FALSE(lists_command(*commands, 0x5f, 5));
+  CHECK_FALSE(lists_command(*commands, 0x5e, 0));
+  CHECK_FALSE(parse_supported_commands(std::span(data).first(3)).has_value());
 }
 
 TEST_CASE("decide_hold: the table") {
