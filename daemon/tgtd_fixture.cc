@@ -122,18 +122,17 @@ Result<std::unique_ptr<Tgtd>> Tgtd::start(const std::string& dir, std::uint64_t 
   std::unique_ptr<Tgtd> tgtd(new Tgtd());
   tgtd->dir_ = dir;
   tgtd->lun_path_ = dir + "/lun.img";
-  {
-    std::ofstream lun(tgtd->lun_path_, std::ios::binary);
-    if (!lun) return fail("cannot create the LUN file {}", tgtd->lun_path_);
-  }
-  std::filesystem::resize_file(tgtd->lun_path_, lun_bytes);  // sparse
-  auto port = free_port();
-  if (!port) return std::unexpected(port.error());
-  tgtd->portal_ = fmt::format("127.0.0.1:{}", *port);
-  std::error_code ignored;
-  std::filesystem::create_directories(kSocketDir, ignored);
+  std::error_code ec;
+  std::ofstream(tgtd->lun_path_, std::ios::binary).close();
+  std::filesystem::resize_file(tgtd->lun_path_, lun_bytes, ec);  // sparse
+  if (ec) return fail("cannot create the LUN file {}: {}", tgtd->lun_path_, ec.message());
+  std::filesystem::create_directories(kSocketDir, ec);
   for (int control = kFirstControl; control <= kLastControl; ++control) {
     if (std::filesystem::exists(socket_path(control))) continue;
+    // A fresh port per attempt: a failed start may have lost the port to someone else.
+    auto port = free_port();
+    if (!port) return std::unexpected(port.error());
+    tgtd->portal_ = fmt::format("127.0.0.1:{}", *port);
     if (!tgtd->launch(control) || !tgtd->wait_ready()) {
       tgtd->kill();
       continue;
