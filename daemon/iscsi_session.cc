@@ -1,14 +1,13 @@
 #include "iscsi_session.h"
 
+#include <fmt/core.h>
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <functional>
-
-#include <fmt/core.h>
-#include <iscsi/iscsi.h>
-#include <iscsi/scsi-lowlevel.h>
 
 #include "byte_order.h"
 
@@ -20,11 +19,21 @@ void IscsiContextFree::operator()(iscsi_context* context) const noexcept {
 
 void AttentionLog::add(UnitAttention attention) {
   switch (attention) {
-    case UnitAttention::PowerOnReset: power_on_reset = true; break;
-    case UnitAttention::ReservationsPreempted: reservations_preempted = true; break;
-    case UnitAttention::ReservationsReleased: reservations_released = true; break;
-    case UnitAttention::RegistrationsPreempted: registrations_preempted = true; break;
-    case UnitAttention::Other: other = true; break;
+    case UnitAttention::PowerOnReset:
+      power_on_reset = true;
+      break;
+    case UnitAttention::ReservationsPreempted:
+      reservations_preempted = true;
+      break;
+    case UnitAttention::ReservationsReleased:
+      reservations_released = true;
+      break;
+    case UnitAttention::RegistrationsPreempted:
+      registrations_preempted = true;
+      break;
+    case UnitAttention::Other:
+      other = true;
+      break;
   }
 }
 
@@ -51,17 +60,28 @@ void on_complete(iscsi_context*, int status, void*, void* private_data) {
 
 std::string_view status_name(int status) {
   switch (status) {
-    case SCSI_STATUS_GOOD: return "GOOD";
-    case SCSI_STATUS_CHECK_CONDITION: return "CHECK CONDITION";
-    case SCSI_STATUS_CONDITION_MET: return "CONDITION MET";
-    case SCSI_STATUS_BUSY: return "BUSY";
-    case SCSI_STATUS_RESERVATION_CONFLICT: return "RESERVATION CONFLICT";
-    case SCSI_STATUS_TASK_SET_FULL: return "TASK SET FULL";
-    case SCSI_STATUS_ACA_ACTIVE: return "ACA ACTIVE";
-    case SCSI_STATUS_TASK_ABORTED: return "TASK ABORTED";
-    case SCSI_STATUS_CANCELLED: return "cancelled";
-    case SCSI_STATUS_TIMEOUT: return "timed out";
-    default: return "transport error";
+    case SCSI_STATUS_GOOD:
+      return "GOOD";
+    case SCSI_STATUS_CHECK_CONDITION:
+      return "CHECK CONDITION";
+    case SCSI_STATUS_CONDITION_MET:
+      return "CONDITION MET";
+    case SCSI_STATUS_BUSY:
+      return "BUSY";
+    case SCSI_STATUS_RESERVATION_CONFLICT:
+      return "RESERVATION CONFLICT";
+    case SCSI_STATUS_TASK_SET_FULL:
+      return "TASK SET FULL";
+    case SCSI_STATUS_ACA_ACTIVE:
+      return "ACA ACTIVE";
+    case SCSI_STATUS_TASK_ABORTED:
+      return "TASK ABORTED";
+    case SCSI_STATUS_CANCELLED:
+      return "cancelled";
+    case SCSI_STATUS_TIMEOUT:
+      return "timed out";
+    default:
+      return "transport error";
   }
 }
 
@@ -102,14 +122,15 @@ std::array<std::uint8_t, 12> rsoc_all_cdb(std::uint32_t length) {
 }  // namespace
 
 struct IscsiSession::Command {
-  Command(std::string name_, std::function<TaskPtr()> build_, std::span<const std::uint8_t> out_ = {},
-          std::span<std::uint8_t> in_ = {}, std::size_t* received_ = nullptr)
+  Command(std::string name_, std::function<TaskPtr()> build_,
+          std::span<const std::uint8_t> out_ = {}, std::span<std::uint8_t> in_ = {},
+          std::size_t* received_ = nullptr)
       : name(std::move(name_)), build(std::move(build_)), out(out_), in(in_), received(received_) {}
-  std::string name;                    ///< For messages: "READ(16)", "PREEMPT", ...
-  std::function<TaskPtr()> build;      ///< A fresh task for every send.
-  std::span<const std::uint8_t> out;   ///< Data-out, empty for none.
-  std::span<std::uint8_t> in;          ///< Data-in lands here, empty for none.
-  std::size_t* received = nullptr;     ///< Set to the data-in bytes actually sent, if given.
+  std::string name;                   ///< For messages: "READ(16)", "PREEMPT", ...
+  std::function<TaskPtr()> build;     ///< A fresh task for every send.
+  std::span<const std::uint8_t> out;  ///< Data-out, empty for none.
+  std::span<std::uint8_t> in;         ///< Data-in lands here, empty for none.
+  std::size_t* received = nullptr;    ///< Set to the data-in bytes actually sent, if given.
 };
 
 // ---- Connection -------------------------------------------------------------------------------
@@ -151,8 +172,7 @@ Result<void> IscsiSession::login_anywhere() {
                     target_.initiator_iqn, why);
 }
 
-Result<void> IscsiSession::login(const std::string& portal) {
-  portal_ = portal;
+Result<void> IscsiSession::new_context() {
   context_.reset(iscsi_create_context(target_.initiator_iqn.c_str()));
   if (!context_) return fail_errno(ENOMEM, "cannot create an iSCSI context");
   iscsi_context* c = context_.get();
@@ -165,6 +185,13 @@ Result<void> IscsiSession::login(const std::string& portal) {
       iscsi_set_session_type(c, ISCSI_SESSION_NORMAL) != 0 ||
       iscsi_set_header_digest(c, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0)
     return fail_errno(EINVAL, "cannot set up the iSCSI context: {}", iscsi_get_error(c));
+  return {};
+}
+
+Result<void> IscsiSession::login(const std::string& portal) {
+  portal_ = portal;
+  if (auto ok = new_context(); !ok) return ok;
+  iscsi_context* c = context_.get();
   connect_done_ = {};
   if (iscsi_connect_async(c, portal.c_str(), on_complete, &connect_done_) != 0)
     return fail_errno(ENOTCONN, "cannot start connecting: {}", iscsi_get_error(c));
@@ -188,7 +215,9 @@ Result<void> IscsiSession::read_capacity() {
   auto cdb = read_capacity16_cdb(data.size());
   Command command{"READ CAPACITY(16)",
                   [&] { return task_from_cdb(cdb, SCSI_XFER_READ, data.size()); },
-                  {}, data, &received};
+                  {},
+                  data,
+                  &received};
   if (auto ok = execute(command); !ok) return ok;
   auto capacity = parse_read_capacity16(std::span(data).first(received));
   if (!capacity) return std::unexpected(capacity.error());
@@ -228,9 +257,8 @@ Result<int> IscsiSession::send_once(const Command& command, scsi_task* task) {
   if (!context_)
     return fail_errno(ENOTCONN, "{}: no iSCSI session to {} (reconnect first)", command.name,
                       target_.target_iqn);
-  if (!command.in.empty() &&
-      scsi_task_add_data_in_buffer(task, static_cast<int>(command.in.size()),
-                                   command.in.data()) != 0)
+  if (!command.in.empty() && scsi_task_add_data_in_buffer(task, static_cast<int>(command.in.size()),
+                                                          command.in.data()) != 0)
     return fail_errno(ENOMEM, "{}: cannot attach the data-in buffer", command.name);
   iscsi_data out{command.out.size(), const_cast<unsigned char*>(command.out.data())};
   IscsiCompletion pending;
@@ -286,11 +314,14 @@ Result<void> IscsiSession::read(std::uint64_t lba, std::uint32_t count, std::spa
   if (auto ok = transfer("READ(16)", lba, count, out.size()); !ok) return ok;
   auto in = std::span(reinterpret_cast<std::uint8_t*>(out.data()), out.size());
   std::size_t received = 0;
-  Command command{"READ(16)", [&] {
+  Command command{"READ(16)",
+                  [&] {
                     return TaskPtr(scsi_cdb_read16(lba, static_cast<std::uint32_t>(in.size()),
                                                    static_cast<int>(block_size()), 0, 0, 0, 0, 0));
                   },
-                  {}, in, &received};
+                  {},
+                  in,
+                  &received};
   if (auto ok = execute(command); !ok) return ok;
   if (received != in.size())
     return fail_errno(EIO, "READ(16) at {} returned {} of {} bytes", lba, received, in.size());
@@ -303,11 +334,9 @@ Result<void> IscsiSession::write16(std::uint64_t lba, std::uint32_t count,
   auto out = std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size());
   auto bytes = static_cast<std::uint32_t>(data.size());
   int size = static_cast<int>(block_size());
-  return execute({fua ? "WRITE(16) FUA" : "WRITE(16)",
-                  [=] {
-                    return TaskPtr(scsi_cdb_write16(lba, bytes, size, 0, 0, fua ? 1 : 0, 0, 0));
-                  },
-                  out});
+  return execute(
+      {fua ? "WRITE(16) FUA" : "WRITE(16)",
+       [=] { return TaskPtr(scsi_cdb_write16(lba, bytes, size, 0, 0, fua ? 1 : 0, 0, 0)); }, out});
 }
 
 Result<void> IscsiSession::write(std::uint64_t lba, std::uint32_t count,
@@ -322,11 +351,11 @@ Result<void> IscsiSession::write_through(std::uint64_t lba, std::uint32_t count,
 
 Result<void> IscsiSession::flush() {
   // Number of blocks 0 means "to the end of the LUN" (SBC-3 5.23).
-  auto ok = execute({"SYNCHRONIZE CACHE(16)",
-                     [] { return TaskPtr(scsi_cdb_synchronizecache16(0, 0, 0, 0)); }});
+  auto ok = execute(
+      {"SYNCHRONIZE CACHE(16)", [] { return TaskPtr(scsi_cdb_synchronizecache16(0, 0, 0, 0)); }});
   if (ok || failure_of(ok.error()) != IoFailure::IllegalRequest) return ok;
-  return execute({"SYNCHRONIZE CACHE(10)",
-                  [] { return TaskPtr(scsi_cdb_synchronizecache10(0, 0, 0, 0)); }});
+  return execute(
+      {"SYNCHRONIZE CACHE(10)", [] { return TaskPtr(scsi_cdb_synchronizecache10(0, 0, 0, 0)); }});
 }
 
 Result<void> IscsiSession::test_unit_ready() {
@@ -339,9 +368,9 @@ Result<void> IscsiSession::pr_out(PrOutAction action, PrType type, std::uint64_t
                                   std::uint64_t sa_key) {
   auto cdb = pr_out_cdb(action, type);
   auto parameters = pr_out_parameters(key, sa_key);
-  auto done = execute({std::string(to_string(action)),
-                       [&] { return task_from_cdb(cdb, SCSI_XFER_WRITE, parameters.size()); },
-                       parameters});
+  auto done =
+      execute({std::string(to_string(action)),
+               [&] { return task_from_cdb(cdb, SCSI_XFER_WRITE, parameters.size()); }, parameters});
   // A target that listed PREEMPT AND ABORT but refuses it: believe the refusal from now on.
   if (!done && action == PrOutAction::PreemptAndAbort &&
       failure_of(done.error()) == IoFailure::IllegalRequest)
@@ -355,7 +384,9 @@ Result<std::vector<std::uint8_t>> IscsiSession::pr_in(PrInAction action, std::ui
   auto cdb = pr_in_cdb(action, length);
   Command command{std::string(to_string(action)),
                   [&] { return task_from_cdb(cdb, SCSI_XFER_READ, data.size()); },
-                  {}, data, &received};
+                  {},
+                  data,
+                  &received};
   if (auto ok = execute(command); !ok) return std::unexpected(ok.error());
   data.resize(received);
   return data;
@@ -387,13 +418,15 @@ Result<bool> IscsiSession::supports_preempt_and_abort() {
   auto cdb = rsoc_all_cdb(static_cast<std::uint32_t>(data.size()));
   auto ok = execute({"REPORT SUPPORTED OPERATION CODES",
                      [&] { return task_from_cdb(cdb, SCSI_XFER_READ, data.size()); },
-                     {}, data, &received});
+                     {},
+                     data,
+                     &received});
   bool supported = false;
   if (ok) {
     auto commands = parse_supported_commands(std::span(data).first(received));
     if (!commands) return std::unexpected(commands.error());
-    supported = lists_command(*commands, 0x5f,
-                              static_cast<std::uint16_t>(PrOutAction::PreemptAndAbort));
+    supported =
+        lists_command(*commands, 0x5f, static_cast<std::uint16_t>(PrOutAction::PreemptAndAbort));
   } else if (failure_of(ok.error()) != IoFailure::IllegalRequest) {
     return std::unexpected(ok.error());
   }

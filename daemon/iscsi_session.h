@@ -112,6 +112,7 @@ class IscsiSession final : public BlockDevice, public PersistentReservations {
   struct Command;
   explicit IscsiSession(const IscsiTarget& target) : target_(target) {}
   Result<void> login_anywhere();
+  Result<void> new_context();
   Result<void> login(const std::string& portal);
   Result<void> read_capacity();
   Result<void> execute(const Command& command);

@@ -2,11 +2,11 @@
 // tgtd is missing.
 #include "iscsi_session.h"
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "loop_test_util.h"
 #include "tgtd_fixture.h"

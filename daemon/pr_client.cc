@@ -19,8 +19,7 @@ bool is_conflict(const Result<void>& result) {
 
 }  // namespace
 
-PrClient::PrClient(PersistentReservations& device, std::uint32_t cluster_id,
-                   std::uint32_t node_id)
+PrClient::PrClient(PersistentReservations& device, std::uint32_t cluster_id, std::uint32_t node_id)
     : device_(device), cluster_id_(cluster_id), key_(reservation_key(cluster_id, node_id)) {}
 
 std::string PrClient::who(std::uint64_t key) const { return describe_key(key, cluster_id_); }
@@ -53,8 +52,8 @@ Result<void> PrClient::release() {
   auto released = device_.pr_out(PrOutAction::Release, PrType::ExclusiveAccess, key_, 0);
   if (!released) return released;
   // REGISTER AND IGNORE EXISTING KEY with service action key 0 unregisters (SPC-3 5.6.7).
-  auto gone = device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess,
-                             0, 0);
+  auto gone =
+      device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0, 0);
   if (!gone) return gone;
   return confirm_released();
 }
@@ -75,8 +74,12 @@ Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) 
     case HoldStep::Reserve:
       step = device_.pr_out(PrOutAction::Reserve, PrType::ExclusiveAccess, key_, 0);
       break;
-    case HoldStep::PreemptOwn: step = preempt(key_); break;
-    case HoldStep::PreemptHolder: step = preempt(now->holder->key); break;
+    case HoldStep::PreemptOwn:
+      step = preempt(key_);
+      break;
+    case HoldStep::PreemptHolder:
+      step = preempt(now->holder->key);
+      break;
     case HoldStep::Refuse:
       // Withdraw: a registration we will not use only clutters READ KEYS.
       (void)device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0,
@@ -121,8 +124,8 @@ Result<void> PrClient::confirm(const char* sequence) {
     return fail_as(IoFailure::Vacant, "{}: the LUN has no reservation (the target lost it)",
                    sequence);
   if (now->holder->key == key_)
-    return fail_as(IoFailure::Conflict, "{}: we hold the LUN as {}, not exclusive-access",
-                   sequence, to_string(now->holder->type));
+    return fail_as(IoFailure::Conflict, "{}: we hold the LUN as {}, not exclusive-access", sequence,
+                   to_string(now->holder->type));
   return fail_as(IoFailure::Conflict, "{}: the LUN is reserved by {}", sequence,
                  who(now->holder->key));
 }
@@ -135,8 +138,9 @@ Result<void> PrClient::confirm_released() {
   auto keys = device_.pr_read_keys();
   if (!keys) return std::unexpected(keys.error());
   if (std::find(keys->keys.begin(), keys->keys.end(), key_) != keys->keys.end())
-    return fail_as(IoFailure::Device, "release: our key is still registered through another "
-                                      "session");
+    return fail_as(IoFailure::Device,
+                   "release: our key is still registered through another "
+                   "session");
   return {};
 }
 

@@ -2,10 +2,10 @@
 // their own IQNs; skipped with a message when not root or tgtd is missing.
 #include "pr_client.h"
 
+#include <doctest/doctest.h>
+
 #include <algorithm>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "iscsi_session.h"
 #include "loop_test_util.h"
@@ -134,7 +134,7 @@ TEST_CASE("PrClient: reclaim after a reconnect keeps the LUN; after a take-over 
   // The old nexus's registration went with the preempt: one key, once.
   CHECK(keys_on(*a.session) == std::vector<std::uint64_t>{a.pr->key()});
 
-  a.session->drop();  // A's connection dies...
+  a.session->drop();                       // A's connection dies...
   REQUIRE(b.pr->take_over().has_value());  // ...and B takes over meanwhile
   REQUIRE(a.session->reconnect().has_value());
   auto lost = a.pr->reclaim();

@@ -55,8 +55,8 @@ enum class Verdict {
 /// The verdict on one completion, with the failure kind and any unit attention reported.
 struct Judgement {
   Verdict verdict = Verdict::Done;
-  IoFailure failure = IoFailure::Device;         ///< Meaningful when verdict is Fail.
-  std::optional<UnitAttention> attention;        ///< Set when the target reported one.
+  IoFailure failure = IoFailure::Device;   ///< Meaningful when verdict is Fail.
+  std::optional<UnitAttention> attention;  ///< Set when the target reported one.
 };
 
 /// Judges a completion: `status` as libiscsi reports it (SCSI status, or its CANCELLED/ERROR/

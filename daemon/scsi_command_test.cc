@@ -1,17 +1,17 @@
 #include "scsi_command.h"
 
-#include <cerrno>
-#include <vector>
-
 #include <doctest/doctest.h>
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
+#include <cerrno>
+#include <vector>
+
 namespace clusterd {
 namespace {
 
-const IoFailure kAllFailures[] = {IoFailure::Conflict,    IoFailure::Vacant,
-                                  IoFailure::Unreachable, IoFailure::Timeout,
+const IoFailure kAllFailures[] = {IoFailure::Conflict,       IoFailure::Vacant,
+                                  IoFailure::Unreachable,    IoFailure::Timeout,
                                   IoFailure::IllegalRequest, IoFailure::Device};
 
 const UnitAttention kAllAttentions[] = {
@@ -85,7 +85,7 @@ TEST_CASE("judge: good, retry and failure kinds") {
 
 TEST_CASE("parse_read_capacity16: last LBA + 1 and block size; short or odd data refused") {
   std::vector<std::uint8_t> data(32, 0);
-  data[7] = 0xff;   // last LBA 0x1ff...
+  data[7] = 0xff;  // last LBA 0x1ff...
   data[6] = 0x01;
   data[10] = 0x02;  // block length 512
   auto capacity = parse_read_capacity16(data);

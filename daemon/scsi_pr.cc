@@ -1,9 +1,9 @@
 #include "scsi_pr.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cerrno>
-
-#include <fmt/core.h>
 
 #include "byte_order.h"
 
@@ -28,35 +28,52 @@ std::string describe_key(std::uint64_t key, std::uint32_t cluster_id) {
 
 std::string_view to_string(PrType type) {
   switch (type) {
-    case PrType::WriteExclusive: return "write-exclusive";
-    case PrType::ExclusiveAccess: return "exclusive-access";
-    case PrType::WriteExclusiveRegistrantsOnly: return "write-exclusive-registrants-only";
-    case PrType::ExclusiveAccessRegistrantsOnly: return "exclusive-access-registrants-only";
-    case PrType::WriteExclusiveAllRegistrants: return "write-exclusive-all-registrants";
-    case PrType::ExclusiveAccessAllRegistrants: return "exclusive-access-all-registrants";
+    case PrType::WriteExclusive:
+      return "write-exclusive";
+    case PrType::ExclusiveAccess:
+      return "exclusive-access";
+    case PrType::WriteExclusiveRegistrantsOnly:
+      return "write-exclusive-registrants-only";
+    case PrType::ExclusiveAccessRegistrantsOnly:
+      return "exclusive-access-registrants-only";
+    case PrType::WriteExclusiveAllRegistrants:
+      return "write-exclusive-all-registrants";
+    case PrType::ExclusiveAccessAllRegistrants:
+      return "exclusive-access-all-registrants";
   }
   return "unknown";
 }
 
 std::string_view to_string(PrOutAction action) {
   switch (action) {
-    case PrOutAction::Register: return "REGISTER";
-    case PrOutAction::Reserve: return "RESERVE";
-    case PrOutAction::Release: return "RELEASE";
-    case PrOutAction::Clear: return "CLEAR";
-    case PrOutAction::Preempt: return "PREEMPT";
-    case PrOutAction::PreemptAndAbort: return "PREEMPT AND ABORT";
-    case PrOutAction::RegisterAndIgnoreExistingKey: return "REGISTER AND IGNORE EXISTING KEY";
+    case PrOutAction::Register:
+      return "REGISTER";
+    case PrOutAction::Reserve:
+      return "RESERVE";
+    case PrOutAction::Release:
+      return "RELEASE";
+    case PrOutAction::Clear:
+      return "CLEAR";
+    case PrOutAction::Preempt:
+      return "PREEMPT";
+    case PrOutAction::PreemptAndAbort:
+      return "PREEMPT AND ABORT";
+    case PrOutAction::RegisterAndIgnoreExistingKey:
+      return "REGISTER AND IGNORE EXISTING KEY";
   }
   return "unknown";
 }
 
 std::string_view to_string(PrInAction action) {
   switch (action) {
-    case PrInAction::ReadKeys: return "READ KEYS";
-    case PrInAction::ReadReservation: return "READ RESERVATION";
-    case PrInAction::ReportCapabilities: return "REPORT CAPABILITIES";
-    case PrInAction::ReadFullStatus: return "READ FULL STATUS";
+    case PrInAction::ReadKeys:
+      return "READ KEYS";
+    case PrInAction::ReadReservation:
+      return "READ RESERVATION";
+    case PrInAction::ReportCapabilities:
+      return "REPORT CAPABILITIES";
+    case PrInAction::ReadFullStatus:
+      return "READ FULL STATUS";
   }
   return "unknown";
 }
@@ -71,7 +88,7 @@ std::array<std::uint8_t, 10> pr_out_cdb(PrOutAction action, PrType type) {
 }
 
 std::array<std::uint8_t, kPrOutParameterLength> pr_out_parameters(std::uint64_t key,
-                                                                   std::uint64_t sa_key) {
+                                                                  std::uint64_t sa_key) {
   std::array<std::uint8_t, kPrOutParameterLength> list{};
   put_be(&list[0], key, 8);
   put_be(&list[8], sa_key, 8);
@@ -94,9 +111,7 @@ Result<void> need(std::span<const std::uint8_t> data, std::size_t bytes, std::st
   return {};
 }
 
-bool valid_type(std::uint8_t type) {
-  return type == 1 || type == 3 || (type >= 5 && type <= 8);
-}
+bool valid_type(std::uint8_t type) { return type == 1 || type == 3 || (type >= 5 && type <= 8); }
 
 }  // namespace
 
@@ -139,25 +154,37 @@ bool PrCapabilities::supports(PrType type) const {
   // SPC-3 table 163: the mask bit of each type, as a big-endian 16-bit value.
   std::uint16_t bit = 0;
   switch (type) {
-    case PrType::WriteExclusiveAllRegistrants: bit = 0x8000; break;
-    case PrType::ExclusiveAccessRegistrantsOnly: bit = 0x4000; break;
-    case PrType::WriteExclusiveRegistrantsOnly: bit = 0x2000; break;
-    case PrType::ExclusiveAccess: bit = 0x0800; break;
-    case PrType::WriteExclusive: bit = 0x0200; break;
-    case PrType::ExclusiveAccessAllRegistrants: bit = 0x0001; break;
+    case PrType::WriteExclusiveAllRegistrants:
+      bit = 0x8000;
+      break;
+    case PrType::ExclusiveAccessRegistrantsOnly:
+      bit = 0x4000;
+      break;
+    case PrType::WriteExclusiveRegistrantsOnly:
+      bit = 0x2000;
+      break;
+    case PrType::ExclusiveAccess:
+      bit = 0x0800;
+      break;
+    case PrType::WriteExclusive:
+      bit = 0x0200;
+      break;
+    case PrType::ExclusiveAccessAllRegistrants:
+      bit = 0x0001;
+      break;
   }
   return type_mask_valid && (type_mask & bit);
 }
 
-Result<std::vector<SupportedCommand>> parse_supported_commands(
-    std::span<const std::uint8_t> data) {
+Result<std::vector<SupportedCommand>> parse_supported_commands(std::span<const std::uint8_t> data) {
   const char* what = "REPORT SUPPORTED OPERATION CODES";
   if (auto ok = need(data, 4, what); !ok) return std::unexpected(ok.error());
   std::size_t end = std::min<std::size_t>(data.size(), 4 + get_be(&data[0], 4));
   std::vector<SupportedCommand> commands;
   for (std::size_t at = 4; at + 8 <= end;) {
     SupportedCommand command{data[at], std::nullopt};
-    if (data[at + 5] & 0x01) command.service_action = static_cast<std::uint16_t>(get_be(&data[at + 2], 2));
+    if (data[at + 5] & 0x01)
+      command.service_action = static_cast<std::uint16_t>(get_be(&data[at + 2], 2));
     commands.push_back(command);
     at += (data[at + 5] & 0x02) ? 20 : 8;  // CTDP: a 12-byte timeouts descriptor follows
   }
@@ -173,10 +200,14 @@ bool lists_command(const std::vector<SupportedCommand>& commands, std::uint8_t o
 
 std::string_view to_string(HoldStep step) {
   switch (step) {
-    case HoldStep::Reserve: return "reserve";
-    case HoldStep::PreemptOwn: return "preempt-own";
-    case HoldStep::PreemptHolder: return "preempt-holder";
-    case HoldStep::Refuse: return "refuse";
+    case HoldStep::Reserve:
+      return "reserve";
+    case HoldStep::PreemptOwn:
+      return "preempt-own";
+    case HoldStep::PreemptHolder:
+      return "preempt-holder";
+    case HoldStep::Refuse:
+      return "refuse";
   }
   return "unknown";
 }
@@ -186,8 +217,7 @@ bool TakeOverPolicy::may_preempt(std::uint64_t key) const {
   return victims.empty() || std::find(victims.begin(), victims.end(), key) != victims.end();
 }
 
-HoldStep decide_hold(const PrReservation& now, std::uint64_t my_key,
-                     const TakeOverPolicy& policy) {
+HoldStep decide_hold(const PrReservation& now, std::uint64_t my_key, const TakeOverPolicy& policy) {
   if (!now.holder) return HoldStep::Reserve;
   // READ RESERVATION names a key, not a nexus: our key may hold it through a session that is
   // gone. Preempting our own key (SPC-3 5.6.10.4.3) moves it to this nexus in every case.

@@ -88,7 +88,7 @@ std::array<std::uint8_t, 10> pr_out_cdb(PrOutAction action, PrType type);
 /// The basic parameter list: reservation key, service action reservation key, all flags clear
 /// (no SPEC_I_PT, ALL_TG_PT or APTPL: tgt refuses them, and we want none).
 std::array<std::uint8_t, kPrOutParameterLength> pr_out_parameters(std::uint64_t key,
-                                                                   std::uint64_t sa_key);
+                                                                  std::uint64_t sa_key);
 /// PERSISTENT RESERVE IN CDB with allocation length `length`.
 std::array<std::uint8_t, 10> pr_in_cdb(PrInAction action, std::uint16_t length);
 

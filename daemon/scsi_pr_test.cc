@@ -1,8 +1,8 @@
 #include "scsi_pr.h"
 
-#include <vector>
-
 #include <doctest/doctest.h>
+
+#include <vector>
 
 namespace clusterd {
 namespace {
@@ -14,9 +14,12 @@ const PrType kAllTypes[] = {PrType::WriteExclusive,
                             PrType::WriteExclusiveAllRegistrants,
                             PrType::ExclusiveAccessAllRegistrants};
 
-const PrOutAction kAllOut[] = {PrOutAction::Register,     PrOutAction::Reserve,
-                               PrOutAction::Release,      PrOutAction::Clear,
-                               PrOutAction::Preempt,      PrOutAction::PreemptAndAbort,
+const PrOutAction kAllOut[] = {PrOutAction::Register,
+                               PrOutAction::Reserve,
+                               PrOutAction::Release,
+                               PrOutAction::Clear,
+                               PrOutAction::Preempt,
+                               PrOutAction::PreemptAndAbort,
                                PrOutAction::RegisterAndIgnoreExistingKey};
 
 const PrInAction kAllIn[] = {PrInAction::ReadKeys, PrInAction::ReadReservation,
@@ -89,8 +92,8 @@ TEST_CASE("pr_out_cdb and pr_out_parameters follow SPC-3 6.12") {
 
 TEST_CASE("parse_read_keys: keys in order, truncation noticed, short data refused") {
   std::vector<std::uint8_t> data;
-  put32(data, 42);      // generation
-  put32(data, 3 * 8);   // additional length: three keys
+  put32(data, 42);     // generation
+  put32(data, 3 * 8);  // additional length: three keys
   put64(data, 0xa);
   put64(data, 0xb);
   auto full = data;
@@ -154,9 +157,9 @@ TEST_CASE("parse_supported_commands: descriptors with and without service action
   // As tgt 1.0.85 lists PERSISTENT RESERVE OUT: actions 0-4, 6, 7 but not 5 (PREEMPT AND ABORT).
   std::vector<std::uint8_t> data{0, 0, 0, 0};
   auto add = [&](std::uint8_t opcode, int action, bool ctdp) {
-    data.insert(data.end(), {opcode, 0, 0, static_cast<std::uint8_t>(action < 0 ? 0 : action), 0,
-                             static_cast<std::uint8_t>((action >= 0 ? 1 : 0) | (ctdp ? 2 : 0)),
-                             0, 10});
+    data.insert(data.end(),
+                {opcode, 0, 0, static_cast<std::uint8_t>(action < 0 ? 0 : action), 0,
+                 static_cast<std::uint8_t>((action >= 0 ? 1 : 0) | (ctdp ? 2 : 0)), 0, 10});
     if (ctdp) data.insert(data.end(), 12, 0);
   };
   add(0x00, -1, false);  // TEST UNIT READY

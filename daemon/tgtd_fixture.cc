@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,8 +17,6 @@
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "clock.h"
 #include "handle.h"
@@ -149,8 +148,7 @@ Tgtd::~Tgtd() { kill(); }
 
 Result<void> Tgtd::launch(int control) {
   control_ = control;
-  auto pid = spawn({kTgtd, "-f", "-C", std::to_string(control), "--iscsi",
-                    "portal=" + portal_},
+  auto pid = spawn({kTgtd, "-f", "-C", std::to_string(control), "--iscsi", "portal=" + portal_},
                    dir_ + "/tgtd.log");
   if (!pid) return std::unexpected(pid.error());
   pid_ = *pid;
@@ -190,16 +188,15 @@ Result<void> Tgtd::add_target() {
   // One target, LUN 1 on the file, open to every initiator (lab/labkit/storage.py).
   if (tgtadm({"--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "1", "-T", iqn_}) !=
           0 ||
-      tgtadm({"--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun",
-              "1", "-b", lun_path_}) != 0 ||
-      tgtadm({"--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I",
-              "ALL"}) != 0)
+      tgtadm({"--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
+              "-b", lun_path_}) != 0 ||
+      tgtadm({"--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"}) !=
+          0)
     return fail("cannot set up target {} on tgtd -C {}", iqn_, control_);
   return {};
 }
 
-IscsiTarget Tgtd::target_for(const std::string& initiator_iqn,
-                             std::chrono::seconds timeout) const {
+IscsiTarget Tgtd::target_for(const std::string& initiator_iqn, std::chrono::seconds timeout) const {
   IscsiTarget target;
   target.portals = {portal_};
   target.target_iqn = iqn_;
