@@ -1,0 +1,147 @@
+#include "pr_client.h"
+
+#include <algorithm>
+
+#include "scsi_command.h"
+
+namespace clusterd {
+namespace {
+
+template <typename... Args>
+std::unexpected<Error> fail_as(IoFailure failure, fmt::format_string<Args...> format,
+                               Args&&... args) {
+  return fail_errno(errno_of(failure), format, std::forward<Args>(args)...);
+}
+
+bool is_conflict(const Result<void>& result) {
+  return !result && failure_of(result.error()) == IoFailure::Conflict;
+}
+
+}  // namespace
+
+PrClient::PrClient(PersistentReservations& device, std::uint32_t cluster_id, std::uint32_t node_id)
+    : device_(device), cluster_id_(cluster_id), key_(reservation_key(cluster_id, node_id)) {}
+
+std::string PrClient::who(std::uint64_t key) const { return describe_key(key, cluster_id_); }
+
+Result<void> PrClient::acquire(bool take_over) {
+  return hold(TakeOverPolicy{take_over, {}}, "acquire");
+}
+
+Result<void> PrClient::take_over(const std::vector<std::uint64_t>& victims) {
+  if (auto ok = hold(TakeOverPolicy{true, victims}, "take over"); !ok) return ok;
+  return preempt_registrants(victims);
+}
+
+Result<void> PrClient::restore() { return hold(TakeOverPolicy{}, "restore"); }
+
+Result<void> PrClient::reclaim() {
+  if (auto ok = register_here(); !ok) return ok;
+  // Our key may still be registered (and hold the reservation) through the old nexus: this
+  // moves the reservation here and drops the old registration. It answers GOOD also when
+  // another node took the LUN meanwhile, which is why confirm() follows.
+  if (auto ok = preempt(key_); !ok && !is_conflict(ok)) return ok;
+  return confirm("reclaim");
+}
+
+Result<void> PrClient::release() {
+  if (auto ok = register_here(); !ok) return ok;
+  // Gather every registration of our key on this nexus (and the reservation, if ours), so
+  // one RELEASE and one unregister leave nothing behind.
+  if (auto ok = preempt(key_); !ok && !is_conflict(ok)) return ok;
+  auto released = device_.pr_out(PrOutAction::Release, PrType::ExclusiveAccess, key_, 0);
+  if (!released) return released;
+  // REGISTER AND IGNORE EXISTING KEY with service action key 0 unregisters (SPC-3 5.6.7).
+  auto gone =
+      device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0, 0);
+  if (!gone) return gone;
+  return confirm_released();
+}
+
+Result<void> PrClient::check() { return confirm("check"); }
+
+Result<void> PrClient::register_here() {
+  return device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0,
+                        key_);
+}
+
+Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) {
+  if (auto ok = register_here(); !ok) return ok;
+  auto now = device_.pr_read_reservation();
+  if (!now) return std::unexpected(now.error());
+  Result<void> step;
+  switch (decide_hold(*now, key_, policy)) {
+    case HoldStep::Reserve:
+      step = device_.pr_out(PrOutAction::Reserve, PrType::ExclusiveAccess, key_, 0);
+      break;
+    case HoldStep::PreemptOwn:
+      step = preempt(key_);
+      break;
+    case HoldStep::PreemptHolder:
+      step = preempt(now->holder->key);
+      break;
+    case HoldStep::Refuse:
+      // Withdraw: a registration we will not use only clutters READ KEYS.
+      (void)device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0,
+                           0);
+      return fail_as(IoFailure::Conflict, "{}: the LUN is reserved by {}", sequence,
+                     who(now->holder->key));
+  }
+  // A conflict means the reservation changed between reading and acting: confirm() says how.
+  if (!step && !is_conflict(step)) return step;
+  return confirm(sequence);
+}
+
+Result<void> PrClient::preempt(std::uint64_t victim) {
+  auto abort = device_.supports_preempt_and_abort();
+  if (!abort) return std::unexpected(abort.error());
+  if (*abort) {
+    auto done = device_.pr_out(PrOutAction::PreemptAndAbort, PrType::ExclusiveAccess, key_, victim);
+    // ILLEGAL REQUEST: not executed, so plain PREEMPT is safe to send instead.
+    if (done || failure_of(done.error()) != IoFailure::IllegalRequest) return done;
+  }
+  return device_.pr_out(PrOutAction::Preempt, PrType::ExclusiveAccess, key_, victim);
+}
+
+Result<void> PrClient::preempt_registrants(const std::vector<std::uint64_t>& victims) {
+  if (victims.empty()) return {};
+  auto keys = device_.pr_read_keys();
+  if (!keys) return std::unexpected(keys.error());
+  for (std::uint64_t victim : victims) {
+    bool registered = std::find(keys->keys.begin(), keys->keys.end(), victim) != keys->keys.end();
+    // PREEMPT of a key nobody holds is a RESERVATION CONFLICT (SPC-3 5.6.10.4.4): skip those.
+    if (victim == key_ || !registered) continue;
+    if (auto ok = preempt(victim); !ok) return ok;
+  }
+  return {};
+}
+
+Result<void> PrClient::confirm(const char* sequence) {
+  auto now = device_.pr_read_reservation();
+  if (!now) return std::unexpected(now.error());
+  if (holds_exclusive(*now, key_)) return {};
+  if (!now->holder)
+    return fail_as(IoFailure::Vacant, "{}: the LUN has no reservation (the target lost it)",
+                   sequence);
+  if (now->holder->key == key_)
+    return fail_as(IoFailure::Conflict, "{}: we hold the LUN as {}, not exclusive-access", sequence,
+                   to_string(now->holder->type));
+  return fail_as(IoFailure::Conflict, "{}: the LUN is reserved by {}", sequence,
+                 who(now->holder->key));
+}
+
+Result<void> PrClient::confirm_released() {
+  auto now = device_.pr_read_reservation();
+  if (!now) return std::unexpected(now.error());
+  if (now->holder && now->holder->key == key_)
+    return fail_as(IoFailure::Device, "release: the LUN is still reserved by our key");
+  auto keys = device_.pr_read_keys();
+  if (!keys) return std::unexpected(keys.error());
+  if (std::find(keys->keys.begin(), keys->keys.end(), key_) != keys->keys.end())
+    return fail_as(IoFailure::Device,
+                   "release: our key is still registered through another "
+                   "session");
+  return {};
+}
+
+}  // namespace clusterd
