@@ -129,7 +129,7 @@ struct BuiltinType {
 /// Every built-in type, in the order people should read them.
 std::span<const BuiltinType> builtin_types();
 
-/// Names of the built-in types, "process, ocf, ip".
+/// Names of the built-in types, "process, ocf, ip, service".
 std::string builtin_type_names();
 
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,

@@ -128,12 +128,6 @@ int read_properties(sd_bus_message* m, UnitState& state) {
   return sd_bus_message_exit_container(m);
 }
 
-std::string unit_of_path(std::string_view path, const std::map<std::string, UnitState>& cache) {
-  for (const auto& [unit, state] : cache)
-    if (unit_object_path(unit) == path) return unit;
-  return {};
-}
-
 }  // namespace
 
 /// One call in flight, or a job awaited after its StartUnit/StopUnit was answered.
@@ -230,7 +224,10 @@ void SystemdManager::Watch::reset() {
       manager->watchers_.erase(it);
       bool still_watched = false;
       for (const auto& [id, w] : manager->watchers_) still_watched |= w.unit == unit;
-      if (!still_watched) manager->cache_.erase(unit);
+      if (!still_watched) {
+        manager->cache_.erase(unit);
+        manager->units_by_path_.erase(unit_object_path(unit));
+      }
     }
   }
   manager_.reset();
@@ -582,6 +579,7 @@ SystemdManager::Watch SystemdManager::watch(const std::string& unit, UnitListene
   std::uint64_t id = next_id_++;
   watchers_.emplace(id, Watcher{unit, std::move(listener)});
   cache_.try_emplace(unit);
+  units_by_path_.emplace(unit_object_path(unit), unit);
   return Watch(weak_from_this(), id);
 }
 
@@ -591,8 +589,9 @@ const UnitState* SystemdManager::cached(const std::string& unit) const {
 }
 
 void SystemdManager::update_cache(const std::string& path, sd_bus_message* properties) {
-  std::string unit = unit_of_path(path, cache_);
-  if (unit.empty()) return;
+  auto known = units_by_path_.find(path);
+  if (known == units_by_path_.end()) return;
+  const std::string& unit = known->second;
   UnitState& state = cache_[unit];
   if (int r = read_properties(properties, state); r < 0)
     log(LogLevel::Warning, {{"UNIT", unit}}, "malformed properties of {} from systemd, ignoring",
@@ -620,8 +619,9 @@ int SystemdManager::on_properties_changed(sd_bus_message* m, void* userdata,
   const char* path = sd_bus_message_get_path(m);
   const char* interface = nullptr;
   if (!path || sd_bus_message_read(m, "s", &interface) < 0) return 0;
-  std::string unit = unit_of_path(path, self->cache_);
-  if (unit.empty()) return 0;  // a unit nobody here watches
+  auto known = self->units_by_path_.find(path);
+  if (known == self->units_by_path_.end()) return 0;  // a unit nobody here watches
+  std::string unit = known->second;
   self->update_cache(path, m);
   // systemd sends the type's interface (Service: Result, MainPID) first, then Unit with
   // ActiveState; "clients may rely on this order" (src/core/dbus-unit.c). So by the time the

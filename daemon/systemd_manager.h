@@ -215,6 +215,7 @@ class SystemdManager : public std::enable_shared_from_this<SystemdManager> {
   std::map<std::uint64_t, std::unique_ptr<Pending>> pending_;
   std::map<std::uint64_t, Watcher> watchers_;
   std::map<std::string, UnitState> cache_;  ///< By unit name, for watched units.
+  std::map<std::string, std::string> units_by_path_;  ///< Object path -> unit, watched units.
   std::uint64_t next_id_ = 1;
   Timer reconnect_timer_;
   Duration reconnect_backoff_{0};
