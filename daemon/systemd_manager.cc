@@ -314,14 +314,18 @@ Result<void> SystemdManager::ensure_connected() {
   bus_.reset(*bus);
   ++connection_count_;
   if (auto matched = add_matches(); !matched) {
-    drop_connection(matched.error().to_string());
+    // Nothing was sent on this connection yet: close it quietly.
+    job_removed_.reset();
+    properties_changed_.reset();
+    disconnected_.reset();
+    bus_.reset();
     return matched;
   }
   subscribe_id_ = call(
       "Subscribe", kManagerPath, kManagerInterface, kSubscribeTimeout, nullptr,
       [this](sd_bus_message*, const Error* error) {
         subscribe_id_ = 0;
-        if (error) return drop_connection(fmt::format("Subscribe failed: {}", error->message));
+        if (error) return schedule_drop(fmt::format("Subscribe failed: {}", error->message));
         on_subscribed();
       });
   return {};
@@ -359,8 +363,16 @@ void SystemdManager::resync_watched() {
 void SystemdManager::on_disconnected() {
   std::string why = fmt::format("the connection to systemd at {} was lost", address_.description);
   log(LogLevel::Warning, {}, "{}; reconnecting", why);
-  // The bus must not be freed inside its own dispatch.
-  deferred_.post([this, why] { drop_connection(why); });
+  schedule_drop(why);
+}
+
+// The bus must not be freed inside its own dispatch, and callers must not hear of failures
+// inside their own calls: the connection is dropped from the loop. The generation check keeps
+// a second report of the same loss from dropping a newer connection.
+void SystemdManager::schedule_drop(std::string why) {
+  deferred_.post([this, why = std::move(why), generation = connection_count_] {
+    if (generation == connection_count_) drop_connection(why);
+  });
 }
 
 // Closes the connection: every call and job in flight fails with `why`, watchers hear Lost,

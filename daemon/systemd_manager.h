@@ -183,6 +183,7 @@ class SystemdManager : public std::enable_shared_from_this<SystemdManager> {
   Result<void> add_matches();
   void on_subscribed();
   void on_disconnected();
+  void schedule_drop(std::string why);
   void drop_connection(const std::string& why);
   void schedule_reconnect();
   void reconnect();
