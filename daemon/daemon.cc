@@ -17,6 +17,7 @@
 #include "daemon_policy.h"
 #include "log.h"
 #include "netlink_watcher.h"
+#include "systemd_manager.h"
 
 namespace clusterd {
 namespace {
@@ -144,6 +145,14 @@ void Daemon::start_manager() {
     context.netlink = std::move(*netlink);
   } else {
     log(LogLevel::Warning, {}, "ip resources are unavailable: {}", netlink.error().to_string());
+  }
+  // One systemd connection for every service resource, opened at the first use. A bad
+  // $CLUSTERD_SYSTEMD_BUS makes only service resources fail (with this reason).
+  if (auto systemd = SystemdManager::from_environment(loop_)) {
+    context.systemd = std::move(*systemd);
+  } else {
+    log(LogLevel::Warning, {}, "service resources are unavailable: {}",
+        systemd.error().to_string());
   }
   manager_ = std::make_unique<ResourceManager>(loop_, history_, context);
   history_.set_listener([this](const Event&) { on_change(); });

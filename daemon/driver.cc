@@ -5,6 +5,7 @@
 #include "ocf_agent.h"
 #include "process_driver.h"
 #include "resource_types.h"
+#include "service_driver.h"
 
 namespace clusterd {
 
@@ -72,6 +73,7 @@ constexpr BuiltinType kBuiltinTypes[] = {
     {"process", process_type_info, make<ProcessDriver>},
     {"ocf", nullptr, make<OcfAgentDriver>},
     {"ip", ip_type_info, make_ip_driver},
+    {"service", service_type_info, make_service_driver},
 };
 
 }  // namespace

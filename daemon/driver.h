@@ -77,6 +77,7 @@ class ResourceDriver {
 };
 
 class NetlinkWatcher;  // net module: one rtnetlink socket per daemon, shared by ip resources
+class SystemdManager;  // service module: one connection to systemd per daemon
 
 /// What a driver needs besides its resource's configuration.
 struct DriverContext {
@@ -87,6 +88,7 @@ struct DriverContext {
   std::string ocf_root = "/usr/lib/ocf";
   std::string state_dir = "/var/lib/clusterd";  ///< Per-resource scratch: STATE_DIR/RESOURCE.
   std::shared_ptr<NetlinkWatcher> netlink;      ///< Shared address/link watcher (ip type).
+  std::shared_ptr<SystemdManager> systemd;      ///< Shared systemd connection (service type).
 };
 
 using DriverFactory = std::function<Result<std::unique_ptr<ResourceDriver>>(
@@ -127,7 +129,7 @@ struct BuiltinType {
 /// Every built-in type, in the order people should read them.
 std::span<const BuiltinType> builtin_types();
 
-/// Names of the built-in types, "process, ocf, ip".
+/// Names of the built-in types, "process, ocf, ip, service".
 std::string builtin_type_names();
 
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,

@@ -11,11 +11,10 @@ import textwrap
 
 import pytest
 
+import systemd_user
 from harness import BUILD, CLUSTERCTL, CLUSTERD, make_workdir, pid_alive, wait_for
 
-SYSTEMD = "/lib/systemd/systemd"
-pytestmark = pytest.mark.skipif(not os.access(SYSTEMD, os.X_OK) or os.geteuid() != 0,
-                                reason="needs root and systemd")
+pytestmark = pytest.mark.skipif(not systemd_user.available(), reason="needs root and systemd")
 
 CONFIG = """
 cluster: {name: unit, id: 3}
@@ -28,52 +27,10 @@ groups:
 """
 
 
-class UserManager:
-    """A systemd --user manager in its own mount namespace, reached at
-    $XDG_RUNTIME_DIR/systemd/private; stopped by PID."""
-
-    def __init__(self, workdir):
-        self.runtime = os.path.join(workdir, "xdg")
-        os.makedirs(self.runtime, mode=0o700)
-        os.makedirs("/run/systemd", exist_ok=True)  # the mount point; stays empty on the host
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime)
-        script = ("mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && "
-                  f"exec {SYSTEMD} --user")
-        self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: self.systemctl("show", "-p", "SystemState", "--value",
-                                            check=False).stdout.strip() in ("running", "degraded"),
-                     timeout=20, what="the user manager")
-        except AssertionError:
-            self.stop()
-            raise
-        self.units = os.path.join(self.runtime, "systemd", "user")
-
-    def systemctl(self, *args, check=True):
-        result = subprocess.run(["systemctl", "--user", *args], env=self.env, capture_output=True,
-                                text=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"systemctl --user {' '.join(args)}: {result.stderr}")
-        return result
-
-    def show(self, unit, prop):
-        return self.systemctl("show", unit, "-p", prop, "--value").stdout.strip()
-
-    def stop(self):
-        self.systemctl("stop", "clusterd", check=False)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def manager():
     workdir = make_workdir()
-    m = UserManager(workdir)
+    m = systemd_user.UserManager(workdir)
     m.workdir = workdir
     try:
         yield m
