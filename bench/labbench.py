@@ -75,7 +75,7 @@ global_defs {{
 vrrp_instance bench {{
   state BACKUP
   interface public
-  virtual_router_id 77
+  virtual_router_id {router_id}
   priority {priority}
   advert_int {advert}
   virtual_ipaddress {{
@@ -90,7 +90,7 @@ def keepalived_priority(index):
     return 200 - index
 
 
-def start_keepalived(lab, advert="0.01"):
+def start_keepalived(lab, advert="0.01", vip=VIP, router_id=77):
     """keepalived (VRRP v3, so advert_int may be fractional) on every node's public interface,
     in the foreground under the lab's keeper; its config and pid files in the node's own /run,
     which is in the lab's directory on the host."""
@@ -100,7 +100,7 @@ def start_keepalived(lab, advert="0.01"):
         with open(os.path.join(run_dir, "keepalived.conf"), "w") as f:
             f.write(KEEPALIVED_CONF.format(lab=lab.name, node=node,
                                            priority=keepalived_priority(i), advert=advert,
-                                           vip=VIP))
+                                           vip=vip, router_id=router_id))
         spawn(lab, node, "keepalived", KEEPALIVED, "--dont-fork",
                 "--log-console", "--log-detail", "--vrrp", "--no-syslog",
                 "--use-file=/run/keepalived/keepalived.conf",
