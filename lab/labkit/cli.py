@@ -342,7 +342,8 @@ def _parser():
     p = add("stop-node", cmd_stop_node, "stop a node's clusterd gracefully (SIGTERM, wait)")
     p.add_argument("node")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
-    p = add("start-node", cmd_start_node, "links up again and clusterd started again")
+    p = add("start-node", cmd_start_node, "links up again; clusterd and the node's spawned "
+            "processes started again")
     p.add_argument("node")
     p.add_argument("--no-wait", action="store_true", help="do not wait for the bus socket")
     p = add("spawn", cmd_spawn, "start an extra process inside a node (under the lab's keeper, "
