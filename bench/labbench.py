@@ -85,9 +85,16 @@ vrrp_instance bench {{
 """
 
 
-def keepalived_priority(index):
-    """node1 highest, then node2, ...: the same order as clusterd's preferred owners."""
-    return 200 - index
+def keepalived_priority(index, nodes):
+    """node1 highest, then node2, ...: the same order as clusterd's preferred owners, spread
+    over VRRP's range. Why spread: a backup takes over after 3 adverts plus a skew of
+    (256 - priority) / 256 adverts; at advert_int 0.01 priorities 199 and 198 give skews only
+    0.04 ms apart, so both backups become master at once, the lower one yields a moment later
+    and takes the address away again, and a client that heard its gratuitous ARP last keeps
+    the wrong MAC until the winner's second burst (vrrp_garp_master_delay, 5 s; seen once
+    here). Spread evenly (250, 170, 90 for 3 nodes) the skews are ~3 ms apart, enough for the
+    winner's first advert to reach the others first: keepalived's best case."""
+    return 250 - (index - 1) * (240 // max(nodes, 1))
 
 
 def start_keepalived(lab, advert="0.01", vip=VIP, router_id=77):
@@ -99,7 +106,8 @@ def start_keepalived(lab, advert="0.01", vip=VIP, router_id=77):
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "keepalived.conf"), "w") as f:
             f.write(KEEPALIVED_CONF.format(lab=lab.name, node=node,
-                                           priority=keepalived_priority(i), advert=advert,
+                                           priority=keepalived_priority(i, len(lab.nodes)),
+                                           advert=advert,
                                            vip=vip, router_id=router_id))
         spawn(lab, node, "keepalived", KEEPALIVED, "--dont-fork",
                 "--log-console", "--log-detail", "--vrrp", "--no-syslog",
