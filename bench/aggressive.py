@@ -63,6 +63,7 @@ def clusterd_run(args):
         print(f"  clusterd   {old} ({'owner+coordinator' if coordinator == old else 'owner'}) "
               f"killed -> {new}: outage {outage:.0f} ms (fault -> new answer {to_new:.0f} ms; "
               f"view without {old} on every survivor +{detection:.0f} ms; {phases})", flush=True)
+        keep_if_slow(lab, args, outage)
         return outage, detection
     finally:
         lab.down()
@@ -76,6 +77,12 @@ def spare_coordinator(lab, coordinator):
     lab.ctl(coordinator, "move", "vip", target)
     wait_ready(lab, f"the vip group answering from {target}",
                lambda: lb.online_on(lab, lab.nodes, "vip") == target)
+
+
+def keep_if_slow(lab, args, outage):
+    if outage > args.keep_logs_over:
+        print(f"    (an outlier: logs kept in "
+              f"{lb.keep_logs(lab, f'outage {outage:.0f} ms')})", flush=True)
 
 
 def phase_times(lab, node, fault_wall):
@@ -96,6 +103,7 @@ def keepalived_run(args):
         old, new, outage, to_new, _ = one_run(lab)
         print(f"  keepalived {old} killed -> {new}: outage {outage:.0f} ms "
               f"(fault -> new answer {to_new:.0f} ms)", flush=True)
+        keep_if_slow(lab, args, outage)
         return outage
     finally:
         lab.down()
@@ -115,6 +123,8 @@ def main():
     ap.add_argument("--spare-coordinator", action="store_true",
                     help="move clusterd's group off the coordinator first, so the fault does "
                     "not also cost an election (the default kills whichever node owns it)")
+    ap.add_argument("--keep-logs-over", type=float, default=1000, metavar="MS",
+                    help="keep the lab's logs of a run whose outage exceeds MS (default 1000)")
     ap.add_argument("--name", default="i4b", help="lab name (default i4b)")
     args = ap.parse_args()
     lb.check_binaries(lb.TINY_SERVER, lb.VIP_PROBE, lb.KEEPALIVED)

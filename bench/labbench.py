@@ -12,10 +12,12 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 from common import harness, summary  # noqa: F401 (re-exported)
@@ -89,11 +91,12 @@ def keepalived_priority(index, nodes):
     """node1 highest, then node2, ...: the same order as clusterd's preferred owners, spread
     over VRRP's range. Why spread: a backup takes over after 3 adverts plus a skew of
     (256 - priority) / 256 adverts; at advert_int 0.01 priorities 199 and 198 give skews only
-    0.04 ms apart, so both backups become master at once, the lower one yields a moment later
-    and takes the address away again, and a client that heard its gratuitous ARP last keeps
-    the wrong MAC until the winner's second burst (vrrp_garp_master_delay, 5 s; seen once
-    here). Spread evenly (250, 170, 90 for 3 nodes) the skews are ~3 ms apart, enough for the
-    winner's first advert to reach the others first: keepalived's best case."""
+    0.04 ms apart, so both backups may become master at once, and a client that heard the
+    loser's gratuitous ARP last would keep the wrong MAC until the winner's second burst
+    (vrrp_garp_master_delay, 5 s). One run with 199/198/197 did take 5036 ms; three more with
+    their logs showed a single master each time, so that cause is a suspicion, not a finding.
+    Spread evenly (250, 170, 90 for 3 nodes) the skews are ~3 ms apart, enough for the
+    winner's first advert to reach the others first."""
     return 250 - (index - 1) * (240 // max(nodes, 1))
 
 
@@ -293,6 +296,22 @@ def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def keep_logs(lab, why):
+    """Copies the lab's logs (clusterd, spawned processes, keeper) to a new directory under
+    /tmp before the lab goes, for a run worth a look; returns the directory."""
+    dest = tempfile.mkdtemp(prefix=f"{lab.name}-logs-")
+    root = lab_dir(lab.name)
+    for base, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".log"):
+                rel = os.path.relpath(os.path.join(base, name), root)
+                os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
+                shutil.copy(os.path.join(base, name), os.path.join(dest, rel))
+    with open(os.path.join(dest, "WHY"), "w") as f:
+        f.write(why + "\n")
+    return dest
 
 
 def lab_status(lab):
