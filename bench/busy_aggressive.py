@@ -41,28 +41,17 @@ def classify(events, counts):
             counts["placements"] += 1
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=600, help="hog duration (default 600)")
-    ap.add_argument("--hogs", type=int, default=os.cpu_count() or 2,
-                    help="busy loops (default: one per core)")
-    ap.add_argument("--interval", default=lb.AGGRESSIVE_INTERVAL)
-    ap.add_argument("--misses", type=int, default=lb.AGGRESSIVE_MISSES)
-    ap.add_argument("--nodes", type=int, default=3)
-    ap.add_argument("--name", default="i4b", help="lab name (default i4b)")
-    args = ap.parse_args()
-    lab = lb.make_lab(args.name, args.nodes, "--group", "ip-only", "--heartbeat-interval",
-                      args.interval, "--heartbeat-misses", str(args.misses))
-    hogs = []
+def window(lab, args):
+    """One hog window; returns {"counts", "moved", "worst_heard", "worst_confirmed"} and prints
+    the window's per-node counters."""
+    owner = lb.harness.wait_for(lambda: lb.online_on(lab, lab.nodes, "vip"), timeout=30,
+                                what="the vip group online")
+    seqs = {n: last_seq(lab, n) for n in lab.nodes}
+    terms = {n: lab.cluster(n)["term"] for n in lab.nodes}
+    before = {n: lb.heartbeat_counters(lab, n) for n in lab.nodes}
+    hogs = [subprocess.Popen(["/usr/bin/python3", "-c", HOG.format(s=args.seconds)])
+            for _ in range(args.hogs)]
     try:
-        owner = lb.harness.wait_for(lambda: lb.online_on(lab, lab.nodes, "vip"), timeout=30,
-                                    what="the vip group online")
-        seqs = {n: last_seq(lab, n) for n in lab.nodes}
-        terms = {n: lab.cluster(n)["term"] for n in lab.nodes}
-        before = {n: lb.heartbeat_counters(lab, n) for n in lab.nodes}
-        hogs = [subprocess.Popen(["/usr/bin/python3", "-c", HOG.format(s=args.seconds)])
-                for _ in range(args.hogs)]
         worst_heard, worst_confirmed = 0, 0
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
@@ -74,33 +63,59 @@ def main():
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         for h in hogs:
             h.wait(timeout=30)
-        counts = {k: 0 for k in ("evictions", "pre-votes", "elections", "view changes",
-                                 "quorum events", "placements")}
-        for n in lab.nodes:
-            events = [e for e in lab.json(n, "events") or [] if e["seq"] > seqs[n]]
-            classify(events, counts)
-        after = {n: lb.heartbeat_counters(lab, n) for n in lab.nodes}
-        terms_after = {n: lab.cluster(n)["term"] for n in lab.nodes}
-        owner_after = lb.online_on(lab, lab.nodes, "vip")
     finally:
         for h in hogs:
             if h.poll() is None:
                 h.kill()
                 h.wait()
-        lab.down()
-    print(f"{args.nodes} nodes, interval {args.interval}, misses {args.misses}, {args.hogs} "
-          f"busy loops for {args.seconds:.0f} s:")
-    for n in sorted(before):
-        d = {k: after[n][k] - before[n][k] for k in before[n]}
+    counts = {k: 0 for k in ("evictions", "pre-votes", "elections", "view changes",
+                             "quorum events", "placements")}
+    for n in lab.nodes:
+        classify([e for e in lab.json(n, "events") or [] if e["seq"] > seqs[n]], counts)
+    owner_after = lb.online_on(lab, lab.nodes, "vip")
+    for n in lab.nodes:
+        after = lb.heartbeat_counters(lab, n)
+        d = {k: after[k] - before[n][k] for k in after}
         print(f"  {n}: heartbeat frames sent {d['sent']}, received {d['received']}, accepted "
-              f"{d['accepted']}, dropped {d['dropped']}; term {terms[n]} -> {terms_after[n]}")
+              f"{d['accepted']}, dropped {d['dropped']}; term {terms[n]} -> "
+              f"{lab.cluster(n)['term']}")
     print(f"  oldest last_heard_ms sampled {worst_heard}, oldest confirmed_ms_ago "
-          f"{worst_confirmed} (sampled once a second per node)")
-    print(f"  group vip: {owner} -> {owner_after}")
-    bad = sum(v for k, v in counts.items() if k != "placements")
-    print("  " + ", ".join(f"{k} {v}" for k, v in counts.items()) +
-          f"  (target: zero: {'met' if bad == 0 and owner == owner_after else 'NOT met'})",
-          flush=True)
+          f"{worst_confirmed} (sampled once a second per node); group vip: {owner} -> "
+          f"{owner_after}")
+    print("  " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+    return {"counts": counts, "moved": owner != owner_after, "worst_heard": worst_heard,
+            "worst_confirmed": worst_confirmed}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=600, help="hog duration (default 600)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="hog windows one after the other in the same lab (default 1)")
+    ap.add_argument("--hogs", type=int, default=os.cpu_count() or 2,
+                    help="busy loops (default: one per core)")
+    ap.add_argument("--interval", default=lb.AGGRESSIVE_INTERVAL)
+    ap.add_argument("--misses", type=int, default=lb.AGGRESSIVE_MISSES)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--name", default="i4b", help="lab name (default i4b)")
+    args = ap.parse_args()
+    lab = lb.make_lab(args.name, args.nodes, "--group", "ip-only", "--heartbeat-interval",
+                      args.interval, "--heartbeat-misses", str(args.misses))
+    results = []
+    try:
+        for i in range(args.runs):
+            print(f"window {i + 1}: {args.nodes} nodes, interval {args.interval}, misses "
+                  f"{args.misses}, {args.hogs} busy loops for {args.seconds:.0f} s", flush=True)
+            results.append(window(lab, args))
+    finally:
+        lab.down()
+    bad = [sum(v for k, v in r["counts"].items() if k != "placements") + r["moved"]
+           for r in results]
+    lb.summary("evictions + elections + view changes + quorum events per window", bad,
+               unit="", target=0)
+    lb.summary("oldest confirmation sampled", [r["worst_confirmed"] for r in results])
+    print(f"target zero in every window: {'met' if not any(bad) else 'NOT met'}", flush=True)
 
 
 if __name__ == "__main__":
