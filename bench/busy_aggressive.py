@@ -41,12 +41,27 @@ def classify(events, counts):
             counts["placements"] += 1
 
 
+def settled(lab, quiet=1.0, timeout=30):
+    """Waits until no node records a new event for `quiet` seconds (start-up events, such as a
+    node's first quorum confirmation, come a moment after the group is online); returns each
+    node's last event number."""
+    deadline = time.monotonic() + timeout
+    seqs = {n: last_seq(lab, n) for n in lab.nodes}
+    while time.monotonic() < deadline:
+        time.sleep(quiet)  # a quiet period is what is measured here
+        now = {n: last_seq(lab, n) for n in lab.nodes}
+        if now == seqs:
+            return seqs
+        seqs = now
+    raise AssertionError(f"the cluster kept recording events for {timeout} s after start")
+
+
 def window(lab, args):
     """One hog window; returns {"counts", "moved", "worst_heard", "worst_confirmed"} and prints
     the window's per-node counters."""
     owner = lb.harness.wait_for(lambda: lb.online_on(lab, lab.nodes, "vip"), timeout=30,
                                 what="the vip group online")
-    seqs = {n: last_seq(lab, n) for n in lab.nodes}
+    seqs = settled(lab)
     terms = {n: lab.cluster(n)["term"] for n in lab.nodes}
     before = {n: lb.heartbeat_counters(lab, n) for n in lab.nodes}
     hogs = [subprocess.Popen(["/usr/bin/python3", "-c", HOG.format(s=args.seconds)])
