@@ -2,6 +2,7 @@
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -69,10 +70,17 @@ def print_summary(status):
           f"{topology.PRIVATE.subnet}, storage {topology.STORAGE.subnet}")
     print(f"  switches   netns {', '.join(f'{name}-sw-{n}' for n in topology.NETWORKS)} "
           "(bridge br0, ports named after endpoints)")
+    if status["heartbeat"]:
+        hb = ", ".join(f"{k} {v}" for k, v in status["heartbeat"].items())
+        print(f"  heartbeat  {hb}")
     for node in status["nodes"]:
         print(f"  {node['name']:<10} netns {node['netns']}  {_addresses(node)}")
         print(f"  {'':<10} mount/uts ns {node['mount_ns']} {node['uts_ns']}")
-        print(f"  {'':<10} clusterd PID {node['daemon']['pid']}, log {node['daemon']['log']}")
+        if status["clusterd"]:
+            print(f"  {'':<10} clusterd PID {node['daemon']['pid']}, log {node['daemon']['log']}")
+        else:
+            print(f"  {'':<10} clusterd not started (--no-clusterd); config in "
+                  f"{os.path.join(status['dir'], node['name'], 'etc')}")
     print(f"  {'client':<10} netns {status['client']['netns']}  {_addresses(status['client'])}")
     st = status["storage"]
     print(f"  {'storage':<10} netns {st['netns']}  {_addresses(st)}  tgtd PID "
@@ -80,12 +88,17 @@ def print_summary(status):
     for lun, target in st["tgtd"]["targets"].items():
         print(f"  {'':<10} LUN {lun}: {target['iqn']} lun {target['lun']} ({target['file']})")
     if status["group"] != "none":
-        print(f"  {'group':<10} {status['group']}: virtual IP {topology.PUBLIC.host(topology.VIP_HOST)}")
+        print(f"  {'group':<10} {_group_name(status['group'])}: virtual IP "
+              f"{topology.PUBLIC.host(topology.VIP_HOST)}")
     flag = "" if name == "lab" else f" --name {name}"
     print(f"  {'try':<10} clusterlab ctl{flag} node1 status")
     print(f"  {'':<10} clusterlab exec{flag} node1 -- ip -br addr")
     print(f"  {'':<10} clusterlab client{flag} -- ping -c1 {status['nodes'][0]['links']['public']['address']}")
     print(f"  {'':<10} clusterlab down{flag}")
+
+
+def _group_name(group):
+    return cluster_yaml.IP_ONLY_GROUP if group == "ip-only" else group
 
 
 def _link_word(link):
@@ -101,12 +114,18 @@ def print_status(status):
     print(f"{'NODE':<8} {'DAEMON':<26} {'PUBLIC':<10} {'PRIVATE':<10} {'STORAGE':<10}")
     for node in status["nodes"]:
         d = node["daemon"]
-        if d["running"]:
+        if not status.get("clusterd", True):
+            daemon = "not started (--no-clusterd)"
+        elif d["running"]:
             daemon = f"running (PID {d['pid']})"
         else:
             daemon = "killed" if node["killed"] else (d["ended"] or "not running")
         links = [_link_word(node["links"][n]) for n in topology.NETWORKS]
         print(f"{node['name']:<8} {daemon:<26} {links[0]:<10} {links[1]:<10} {links[2]:<10}")
+        for extra in node.get("extras", []):
+            how = f"running (PID {extra['pid']})" if extra["running"] else (
+                extra["ended"] or "not running")
+            print(f"{'':<8} {extra['tag']}: {how}")
     tgtd = status["storage"]["tgtd"]
     print(f"storage: tgtd {'running' if tgtd['running'] else 'NOT running'} "
           f"(PID {tgtd['pid']}), portal {tgtd['portal']}, "
@@ -118,10 +137,29 @@ def print_status(status):
 
 # -- commands ----------------------------------------------------------------------------------
 
+_DURATION = re.compile(r"^[0-9]+(ms|s)$")
+
+
+def heartbeat_args(args):
+    """{"interval", "misses"} from --heartbeat-interval/--heartbeat-misses (only those given)."""
+    heartbeat = {}
+    if args.heartbeat_interval is not None:
+        if not _DURATION.match(args.heartbeat_interval):
+            raise LabError(f"--heartbeat-interval {args.heartbeat_interval}: expected a duration "
+                           "like 10ms or 1s")
+        heartbeat["interval"] = args.heartbeat_interval
+    if args.heartbeat_misses is not None:
+        if args.heartbeat_misses < 2:
+            raise LabError(f"--heartbeat-misses {args.heartbeat_misses}: at least 2")
+        heartbeat["misses"] = args.heartbeat_misses
+    return heartbeat
+
+
 def cmd_up(args):
     result = lab.up(args.name, args.nodes, args.group, binaries(args.build),
                     script=os.path.abspath(sys.argv[0]), wait=not args.no_wait,
-                    keep_on_failure=args.keep)
+                    keep_on_failure=args.keep, heartbeat=heartbeat_args(args),
+                    clusterd=not args.no_clusterd)
     print_summary(result.status())
 
 
@@ -207,7 +245,32 @@ def cmd_stop_node(args):
 def cmd_start_node(args):
     the_lab = lab.Lab.load(args.name)
     the_lab.start_node(args.node, wait=not args.no_wait)
-    print(f"{args.node}: links up, clusterd started (PID {the_lab.daemon(args.node)['pid']})")
+    started = [f"clusterd started (PID {the_lab.daemon(args.node)['pid']})"] if (
+        the_lab.clusterd_enabled) else []
+    started += [f"{e['tag']} started (PID {e['pid']})" for e in the_lab.extras(args.node)]
+    print(f"{args.node}: links up" + "".join(", " + s for s in started))
+
+
+def cmd_spawn(args):
+    the_lab = lab.Lab.load(args.name)
+    argv = list(args.command)
+    # argparse hands everything after NODE to the command; options may still precede "--".
+    while argv and argv[0] != "--" and argv[0].startswith("--tag"):
+        if "=" in argv[0]:
+            args.tag = argv.pop(0).split("=", 1)[1]
+        elif len(argv) >= 2:
+            argv.pop(0)
+            args.tag = argv.pop(0)
+        else:
+            raise LabError("--tag needs a value")
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise LabError("spawn needs a command: clusterlab spawn NODE -- CMD [ARGS...]")
+    tag = args.tag or os.path.basename(argv[0])
+    record = the_lab.spawn(args.node, tag, argv)
+    print(f"{args.node}: {tag} started (PID {record['pid']}), log "
+          f"{the_lab.extra_log(args.node, tag)}")
 
 
 def cmd_partition(args):
@@ -245,7 +308,16 @@ def _parser():
     p.add_argument("--build", metavar="DIR", help="meson build directory with daemon/clusterd "
                    "and cli/clusterctl (default: $CLUSTERD_BUILD, the repo's build/, PATH)")
     p.add_argument("--group", choices=cluster_yaml.GROUPS, default="ledger",
-                   help="demo group in cluster.yaml (default ledger; none: no groups)")
+                   help="demo group in cluster.yaml (default ledger: virtual IP + ledgerd; "
+                   f"ip-only: group '{cluster_yaml.IP_ONLY_GROUP}' with only the virtual IP, no "
+                   "ARP probe; none: no groups)")
+    p.add_argument("--heartbeat-interval", metavar="DURATION",
+                   help="heartbeat.interval in cluster.yaml, e.g. 10ms (default: the daemon's)")
+    p.add_argument("--heartbeat-misses", metavar="N", type=int,
+                   help="heartbeat.misses in cluster.yaml (default: the daemon's)")
+    p.add_argument("--no-clusterd", action="store_true",
+                   help="write the configuration but start no clusterd (for other software, "
+                   "started with spawn); start-node then starts only the spawned processes")
     p.add_argument("--no-wait", action="store_true",
                    help="do not wait for clusterd to open its bus socket")
     p.add_argument("--keep", action="store_true",
@@ -270,9 +342,17 @@ def _parser():
     p = add("stop-node", cmd_stop_node, "stop a node's clusterd gracefully (SIGTERM, wait)")
     p.add_argument("node")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
-    p = add("start-node", cmd_start_node, "links up again and clusterd started again")
+    p = add("start-node", cmd_start_node, "links up again; clusterd and the node's spawned "
+            "processes started again")
     p.add_argument("node")
     p.add_argument("--no-wait", action="store_true", help="do not wait for the bus socket")
+    p = add("spawn", cmd_spawn, "start an extra process inside a node (under the lab's keeper, "
+            "output to PREFIX/NODE/TAG.log); kill-node and down kill it, start-node starts it "
+            "again")
+    p.add_argument("node")
+    p.add_argument("--tag", help="name of the process in status and its log file (default: "
+                   "the command's base name); one running process per tag and node")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     p = add("partition", cmd_partition, "cut the named nodes (one side) off from every other "
             "port of the chosen networks, both ways; the named nodes still reach each other")
     p.add_argument("nodes", nargs="+", metavar="NODE", help="node (or client, storage)")

@@ -1,7 +1,10 @@
 """The cluster.yaml every node of a lab gets (identical on all nodes). Pure: no I/O."""
 from . import topology
 
-GROUPS = ("ledger", "none")
+GROUPS = ("ledger", "ip-only", "none")
+# The ip-only group: keepalived's workload (only the address moves; the service already runs on
+# every node). No RFC 5227 probe (keepalived does none either) and the shortest monitor interval.
+IP_ONLY_GROUP = "vip"
 # On the lab's shared directory (the same in every node) until disk resources exist; then the
 # group's LUN will be mounted here.
 LEDGER_DATA_DIR = "/var/lib/clusterlab-shared/ledger"
@@ -27,6 +30,12 @@ def _networks():
     return ["networks:",
             "  - name: public", f"    subnet: {topology.PUBLIC.subnet}", "    role: all",
             "  - name: private", f"    subnet: {topology.PRIVATE.subnet}", "    role: cluster"]
+
+
+def _heartbeat(heartbeat):
+    """The heartbeat section, only for the keys given (the daemon's defaults otherwise)."""
+    keys = [(k, heartbeat[k]) for k in ("interval", "misses") if heartbeat.get(k) is not None]
+    return ["heartbeat:"] + [f"  {k}: {v}" for k, v in keys] if keys else []
 
 
 def _nodes(topo):
@@ -58,17 +67,37 @@ def _ledger(topo, agent, ledgerd):
     return head + binary + ["        depends: [vip]"]
 
 
+def _ip_only(topo):
+    owners = ", ".join(n.name for n in topo.nodes)
+    return ["groups:",
+            f"  - name: {IP_ONLY_GROUP}",
+            f"    preferred_owners: [{owners}]",
+            "    resources:",
+            "      - name: address",
+            "        type: ip",
+            "        params:",
+            f"          address: {topo.vip}/24",
+            "          probe: \"false\"",
+            "        monitor:",
+            "          looks_alive: 100ms",
+            "          is_alive: 1s"]
+
+
 def lun_names(group):
     """The LUNs the storage namespace exports: the quorum LUN plus one per demo group."""
-    return ["quorum"] + ([] if group == "none" else [group])
+    return ["quorum"] + ([group] if group == "ledger" else [])
 
 
-def render(topo, group, ledger_agent, ledgerd=None):
-    """cluster.yaml for lab `topo`; `group` is "ledger" or "none"; `ledgerd` is the path of the
-    ledgerd binary (None: the agent's default, PATH or the installed one)."""
+def render(topo, group, ledger_agent, ledgerd=None, heartbeat=None):
+    """cluster.yaml for lab `topo`; `group` is one of GROUPS; `ledgerd` is the path of the
+    ledgerd binary (None: the agent's default, PATH or the installed one); `heartbeat` is
+    {"interval": "10ms", "misses": 8} with either key optional (None: the daemon's defaults)."""
     if group not in GROUPS:
         raise ValueError(f"unknown demo group '{group}' (choose from {', '.join(GROUPS)})")
-    lines = _header(topo, group) + _cluster(topo) + _networks() + _nodes(topo)
+    lines = (_header(topo, group) + _cluster(topo) + _heartbeat(heartbeat or {}) + _networks()
+             + _nodes(topo))
     if group == "ledger":
         lines += _ledger(topo, ledger_agent, ledgerd)
+    elif group == "ip-only":
+        lines += _ip_only(topo)
     return "\n".join(lines) + "\n"

@@ -53,10 +53,11 @@ class Lab:
                 network.plug(self.topo, endpoint, net)
         self._make_nodes()
         self._start_storage()
-        for node in self.topo.nodes:
-            self.start_daemon(node.name)
-        if wait:
-            self.wait_daemons([n.name for n in self.topo.nodes])
+        if self.clusterd_enabled:
+            for node in self.topo.nodes:
+                self.start_daemon(node.name)
+            if wait:
+                self.wait_daemons([n.name for n in self.topo.nodes])
 
     def _start_keeper(self, script):
         pid = keeper.start(script, self.dir, os.path.join(self.dir, "keeper.log"))
@@ -68,7 +69,8 @@ class Lab:
         mounts.private_bind(ns_dir)
         nodes.ensure_host_dirs(note_host_dir)
         config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"],
-                                     self.state.data.get("ledgerd"))
+                                     self.state.data.get("ledgerd"),
+                                     self.state.data.get("heartbeat"))
         authkey = secrets.token_bytes(AUTHKEY_BYTES)
         for endpoint in self.topo.nodes:
             paths = nodes.NodePaths(self.dir, endpoint)
@@ -107,6 +109,11 @@ class Lab:
     def _daemon_env(self):
         return {"PATH": DAEMON_PATH, "LANG": "C.UTF-8", "CLUSTERD_BUS": nodes.BUS}
 
+    @property
+    def clusterd_enabled(self):
+        """False for a lab made with --no-clusterd (other software manages the nodes)."""
+        return not self.state.data.get("no_clusterd", False)
+
     def daemon(self, node):
         """{"pid", "start"} of the node's clusterd as last started, or None."""
         return self.state["daemons"].get(node)
@@ -126,6 +133,68 @@ class Lab:
         daemons = dict(self.state["daemons"])
         daemons[node] = procs.identity(pid)
         self.state["daemons"] = daemons
+
+    # -- extra per-node processes ---------------------------------------------------------------
+
+    def extras(self, node):
+        """The extra processes of `node` ([{"tag", "argv", "pid", "start"}]), oldest first."""
+        return self.state.data.get("extras", {}).get(node, [])
+
+    def spawn(self, node, tag, argv):
+        """Starts `argv` inside `node` (its network, mount and UTS namespaces) as a child of the
+        keeper, output to NODE/TAG.log. It is one of the node's processes: kill-node and down
+        kill it, and start-node starts it again (as a boot would start a service)."""
+        paths = self.paths(node)
+        if not topology.valid_tag(tag):
+            raise LabError(f"process tag '{tag}' must be 1-32 letters, digits, '-' or '_'")
+        if node in self.state["killed"]:
+            raise LabError(f"{node} is killed; `clusterlab start-node {node}` first")
+        kept = []
+        for extra in self.extras(node):
+            if extra["tag"] != tag:
+                kept.append(extra)
+            elif procs.is_running(extra["pid"], extra["start"]):
+                raise LabError(f"{node} already runs a process tagged '{tag}' "
+                               f"(PID {extra['pid']})")
+        record = {"tag": tag, "argv": list(argv)}
+        record.update(self._start_extra(paths, record))
+        extras = dict(self.state.data.get("extras", {}))
+        extras[node] = kept + [record]
+        self.state["extras"] = extras
+        return record
+
+    def extra_log(self, node, tag):
+        return os.path.join(self.paths(node).dir, f"{tag}.log")
+
+    def _start_extra(self, paths, record):
+        log = self.extra_log(paths.name, record["tag"])
+        with open(log, "ab") as f:
+            f.write(f"--- clusterlab: starting {record['tag']} on {paths.name} at "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        env = dict(self._daemon_env(), CLUSTERLAB_NODE=paths.name)
+        pid = keeper.spawn(self.dir, paths.enter() + record["argv"], log, env)
+        return procs.identity(pid)
+
+    def _restart_extras(self, node):
+        paths = self.paths(node)
+        restarted = []
+        for extra in self.extras(node):
+            if not procs.is_running(extra["pid"], extra["start"]):
+                extra = dict(extra, **self._start_extra(paths, extra))
+            restarted.append(extra)
+        extras = dict(self.state.data.get("extras", {}))
+        extras[node] = restarted
+        self.state["extras"] = extras
+
+    def _extra_status(self, node):
+        out = []
+        for extra in self.extras(node):
+            running = procs.is_running(extra["pid"], extra["start"])
+            out.append({"tag": extra["tag"], "argv": extra["argv"], "pid": extra["pid"],
+                        "running": running, "log": self.extra_log(node, extra["tag"]),
+                        "ended": None if running else keeper.exit_status(self.dir,
+                                                                        extra["pid"])})
+        return out
 
     def _bus_answers(self, node):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -202,7 +271,7 @@ class Lab:
     def start_node(self, node, wait):
         """Boot: links up (after a kill, addresses reset as a reboot would), clusterd started."""
         paths = self.paths(node)
-        if self.daemon_running(node):
+        if self.clusterd_enabled and self.daemon_running(node):
             raise LabError(f"clusterd on {node} is already running "
                            f"(PID {self.daemon(node)['pid']})")
         if node in self.state["killed"]:
@@ -210,9 +279,11 @@ class Lab:
                 network.set_base_addresses(paths.endpoint, net, flush=True)
             self.state["killed"] = [n for n in self.state["killed"] if n != node]
         network.set_ports(self.topo, paths.endpoint, up=True)
-        self.start_daemon(node)
-        if wait:
-            self.wait_daemons([node])
+        if self.clusterd_enabled:
+            self.start_daemon(node)
+            if wait:
+                self.wait_daemons([node])
+        self._restart_extras(node)
 
     # -- partitions ----------------------------------------------------------------------------
 
@@ -245,7 +316,8 @@ class Lab:
 
     def status(self):
         return {"name": self.prefix, "dir": self.dir, "group": self.state["group"],
-                "keeper": self.state.data.get("keeper"),
+                "keeper": self.state.data.get("keeper"), "clusterd": self.clusterd_enabled,
+                "heartbeat": self.state.data.get("heartbeat") or {},
                 "nodes": [self._node_status(n.name) for n in self.topo.nodes],
                 "client": self._endpoint_status(self.topo.client),
                 "storage": dict(self._endpoint_status(self.topo.storage),
@@ -269,7 +341,8 @@ class Lab:
                   "ended": None if running else self.daemon_end(node), "log": paths.log,
                   "bus": paths.bus_on_host}
         return dict(self._endpoint_status(paths.endpoint), hostname=node, daemon=daemon,
-                    killed=node in self.state["killed"], mount_ns=paths.mnt, uts_ns=paths.uts)
+                    killed=node in self.state["killed"], mount_ns=paths.mnt, uts_ns=paths.uts,
+                    extras=self._extra_status(node))
 
     def _storage_status(self):
         tgtd = self.state.data.get("tgtd") or {}
@@ -291,8 +364,10 @@ def log_tail(path, lines=10):
 
 # -- up and down -------------------------------------------------------------------------------
 
-def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=False):
-    """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`)."""
+def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=False,
+       heartbeat=None, clusterd=True):
+    """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`).
+    `heartbeat`: {"interval", "misses"} for cluster.yaml; `clusterd` False: no daemons."""
     why = topology.check_prefix(prefix)
     if why:
         raise LabError(why)
@@ -301,7 +376,8 @@ def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=F
     except ValueError as e:
         raise LabError(str(e))
     with global_lock():
-        state = State.create(prefix, nodes=node_count, group=group, **binaries)
+        state = State.create(prefix, nodes=node_count, group=group, heartbeat=heartbeat or {},
+                             no_clusterd=not clusterd, **binaries)
         lab = Lab(state)
         try:
             lab.build(script, wait)
@@ -368,6 +444,7 @@ def _namespace_keys(state):
 def _recorded_processes(state):
     """Processes the state names (daemons, tgtd), as far as they still run."""
     found = list(state["daemons"].values()) + [state.data.get("tgtd") or {}]
+    found += [e for extras in state.data.get("extras", {}).values() for e in extras]
     return [p["pid"] for p in found
             if p and p.get("start") and procs.is_running(p["pid"], p["start"])]
 

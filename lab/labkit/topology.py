@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 MAX_NODES = 32
 NETWORKS = ("public", "private", "storage")
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+_TAG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ def check_prefix(prefix):
         return (f"lab name '{prefix}' must be 1-12 lower-case letters or digits, "
                 "starting with a letter")
     return None
+
+
+def valid_tag(tag):
+    """True when `tag` can name an extra process of a node (it becomes a log file name)."""
+    return bool(_TAG.match(tag))
 
 
 def node_name(index):

@@ -70,6 +70,20 @@ def test_cluster_yaml_ledger_group():
         cluster_yaml.render(topology.make("t", 1), "bogus", "")
 
 
+def test_cluster_yaml_heartbeat_and_ip_only_group():
+    text = cluster_yaml.render(topology.make("t", 2), "ip-only", "/a", None,
+                               {"interval": "10ms", "misses": 8})
+    assert "heartbeat:\n  interval: 10ms\n  misses: 8\nnetworks:" in text
+    assert "  - name: vip\n    preferred_owners: [node1, node2]\n" in text
+    assert "type: ip\n        params:\n          address: 10.77.0.100/24\n" in text
+    assert 'probe: "false"' in text and "looks_alive: 100ms" in text
+    assert "ocf" not in text and "t.ledger" not in text
+    assert cluster_yaml.lun_names("ip-only") == ["quorum"]
+    only_misses = cluster_yaml.render(topology.make("t", 1), "none", "/a", None, {"misses": 3})
+    assert "heartbeat:\n  misses: 3\n" in only_misses and "interval" not in only_misses
+    assert "heartbeat:" not in cluster_yaml.render(topology.make("t", 1), "none", "/a")
+
+
 def test_mountinfo_parsing_unescapes_paths():
     text = ("36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw\n"
             "37 35 0:4 net:[4026532177] /run/netns/x rw shared:5 - nsfs nsfs rw\n")
@@ -78,7 +92,7 @@ def test_mountinfo_parsing_unescapes_paths():
 
 def test_help_everywhere():
     for cmd in ([], ["up"], ["down"], ["status"], ["exec"], ["client"], ["ctl"], ["kill-node"],
-                ["stop-node"], ["start-node"], ["partition"], ["heal"]):
+                ["stop-node"], ["start-node"], ["spawn"], ["partition"], ["heal"]):
         r = subprocess.run([CLUSTERLAB, *cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage: clusterlab" in r.stdout, cmd
 
@@ -355,6 +369,44 @@ def test_kill_node_leaves_no_process_and_cuts_links(fresh_lab):
     assert wait_for(lambda: lab.pings("node1", "10.78.0.12"), timeout=10,
                     what="node2 reachable after start-node")
     assert not lab.status()["nodes"][1]["killed"]
+
+
+@needs_root
+def test_spawned_processes_die_with_the_node_and_come_back_with_it(fresh_lab):
+    lab = fresh_lab("itspawn", "--nodes", "2", "--group", "none", "--no-clusterd",
+                    "--heartbeat-interval", "10ms", "--heartbeat-misses", "8")
+    assert "  interval: 10ms\n  misses: 8\n" in lab.exec("node1", "cat",
+                                                        "/etc/clusterd/cluster.yaml").stdout
+    status = lab.status()
+    assert not status["clusterd"] and status["heartbeat"] == {"interval": "10ms", "misses": 8}
+    assert not any(n["daemon"]["running"] for n in status["nodes"])
+    r = clab("spawn", "--name", lab.name, "node2", "--tag", "marker", "--", "sh", "-c",
+             "hostname > /run/marker; exec sleep 600")
+    assert "marker started" in r.stdout
+    extra = lab.status()["nodes"][1]["extras"][0]
+    assert extra["tag"] == "marker" and extra["running"]
+    assert wait_for(lambda: os.path.exists(f"{lab.directory()}/node2/run/marker"), timeout=5,
+                    what="the spawned process running inside node2")
+    with open(f"{lab.directory()}/node2/run/marker") as f:
+        assert f.read().strip() == "node2"
+    again = clab("spawn", "--name", lab.name, "node2", "--tag", "marker", "--", "true",
+                 check=False)
+    assert again.returncode == 1 and "already runs a process tagged 'marker'" in again.stderr
+    lab.run("kill-node", "node2")
+    extra = lab.status()["nodes"][1]["extras"][0]
+    assert not extra["running"]
+    # The keeper records the end once it has reaped the process, a moment after it is gone.
+    wait_for(lambda: lab.status()["nodes"][1]["extras"][0]["ended"] == "killed by SIGKILL",
+             timeout=5, what="the keeper recording the kill")
+    r = lab.run("start-node", "node2")
+    assert "marker started" in r.stdout and "clusterd" not in r.stdout
+    restarted = lab.status()["nodes"][1]["extras"][0]
+    assert restarted["running"] and restarted["pid"] != extra["pid"]
+    keys = lab_namespaces("itspawn")
+    procs = lab_processes(keys)
+    assert restarted["pid"] in procs
+    assert lab.down().returncode == 0
+    assert_nothing_left("itspawn", keys, procs)
 
 
 @needs_root
