@@ -17,14 +17,13 @@ namespace {
 
 using nlohmann::json;
 
-/// The housekeeping period: Raft ticks, echoes, quorum checks, reconciliation.
-constexpr Duration kTickPeriod{20};
+/// The longest the housekeeping (sync, reconcile, retries) waits; deadlines (Raft, quorum, safe
+/// takeover, joining hold) arm the timer earlier, and events poke it at once.
+constexpr Duration kHousekeepingMax{100};
 /// How long a report or forwarded command is retried before the caller hears of a failure.
 constexpr Duration kRequestTimeout{3000};
 /// A report not followed by a matching record is sent again after this long.
 constexpr Duration kReportRetry{1000};
-/// Margin W between "nobody hears the node" and "its groups may start elsewhere".
-constexpr Duration kTakeoverMargin{20};
 /// Compact the Raft log every this many applied entries.
 constexpr Index kCompactEvery = 64;
 
@@ -42,6 +41,12 @@ RaftTiming raft_timing(const Config& config) {
   t.election_timeout_max = t.election_timeout_min * 2;
   t.lease_margin = t.election_timeout_min / 100 + interval / 2;
   return t;
+}
+
+/// Margin W between "nobody hears the node" and "its groups may start elsewhere"
+/// (docs/membership.md: the bound holds with any W >= 0; W absorbs loop lateness on our side).
+Duration takeover_margin(Duration detection) {
+  return std::clamp(detection / 25, Duration(2), Duration(20));
 }
 
 QuorumTiming quorum_timing(const Config& config) {
@@ -155,6 +160,7 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
                                      incarnation * 1000003u + self);
   guard_ = std::make_unique<QuorumGuard>(self, votes, quorum_timing(config));
   heartbeats_->set_sent_listener([this](std::uint64_t seq, MonoTime at) { guard_->sent(seq, at); });
+  heartbeats_->set_frame_listener([this](const HeartbeatFrame& f) { on_frame(f); });
   register_handlers();
   log(LogLevel::Notice, {}, "cluster service started: node {} (id {}), incarnation {}, term {}",
       context_.node, self, incarnation, storage_->state().hard.term);
@@ -176,8 +182,7 @@ void ClusterService::register_handlers() {
 
 Result<void> ClusterService::start_timer() {
   sd_event_source* source = nullptr;
-  int r = sd_event_add_time_relative(context_.loop, &source, CLOCK_BOOTTIME,
-                                     kTickPeriod.count() * 1000, 1000, on_timer, this);
+  int r = sd_event_add_time(context_.loop, &source, CLOCK_BOOTTIME, 0, 0, on_timer, this);
   if (r < 0) return fail_errno(r, "could not add the cluster service timer");
   timer_.reset(source);
   sd_event_source_set_description(source, "cluster-tick");
@@ -185,28 +190,75 @@ Result<void> ClusterService::start_timer() {
   return {};
 }
 
-int ClusterService::on_timer(sd_event_source* source, uint64_t, void* userdata) noexcept {
+int ClusterService::on_timer(sd_event_source*, uint64_t, void* userdata) noexcept {
   auto* self = static_cast<ClusterService*>(userdata);
   self->tick();
-  sd_event_source_set_time_relative(source, kTickPeriod.count() * 1000);
-  sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+  self->arm_timer(mono_now());
   return 0;
+}
+
+void ClusterService::poke() {
+  if (!timer_) return;
+  sd_event_source_set_time(timer_.get(), 0);  // in the past: due on the next iteration
+  sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+}
+
+void ClusterService::arm_timer(MonoTime now) {
+  if (!timer_) return;
+  // Accuracy 0: sd-event would otherwise coalesce a wakeup up to 250 ms late.
+  sd_event_source_set_time(timer_.get(), next_wakeup(now).usec);
+  sd_event_source_set_time_accuracy(timer_.get(), 1);
+  sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+}
+
+MonoTime ClusterService::next_wakeup(MonoTime now) const {
+  // Housekeeping at least every interval (at most kHousekeepingMax); every deadline that can
+  // change a decision sooner arms the timer exactly.
+  MonoTime next = now + std::min(config_->heartbeat.interval, kHousekeepingMax);
+  // Only deadlines still ahead: tick() has just handled the ones that passed, and one that stays
+  // in the past (a takeover waiting for a proposal in flight) must not spin the loop.
+  auto consider = [&](MonoTime at) {
+    if (at > now) next = std::min(next, at);
+  };
+  consider(raft_->next_deadline());
+  if (auto stop = guard_->stop_deadline(now)) consider(*stop);
+  if (kill_at_) consider(*kill_at_);
+  Duration w = takeover_margin(detection());
+  for (const auto& [node, since] : unheard_since_) consider(since + w);
+  if (leading()) {
+    for (const auto& [node, since] : joining_since_)
+      consider(std::max(since, term_began_) + detection());
+  }
+  return next;
 }
 
 void ClusterService::tick() {
   MonoTime now = mono_now();
   raft_->tick(now);
   process_ready();
-  if (now.ms_since(last_echo_) >= config_->heartbeat.interval.count()) {
-    last_echo_ = now;
-    send_echoes();
-  }
   check_quorum(now);
   sync();
   update_join();
   note_node_states(now);
   coordinate();
   reconcile();
+}
+
+void ClusterService::on_frame(const HeartbeatFrame& frame) {
+  PeerSeen& seen = seen_[frame.node_id];
+  // Echo each new sequence at once (docs/membership.md, "Echoes"): the sender's confirmation is
+  // then at most one interval plus a network hop old, so the quorum guard can run tight.
+  if (frame.incarnation != seen.incarnation || frame.sequence > seen.sequence) {
+    seen.incarnation = frame.incarnation;
+    seen.sequence = frame.sequence;
+    send_echo(frame.node_id, frame.sequence);
+  }
+  // A peer that stopped (or started) hearing someone can make that node safe to replace (or
+  // not): decide now, not at the next housekeeping.
+  if (frame.hears != seen.hears) {
+    seen.hears = frame.hears;
+    poke();
+  }
 }
 
 // ---- Consensus ------------------------------------------------------------------------------
@@ -314,6 +366,7 @@ void ClusterService::maybe_compact() {
 }
 
 void ClusterService::on_status(const RaftStatus& status) {
+  poke();  // a new term or coordinator: sync, join and decide without waiting
   hb_status_.term = status.term;
   hb_status_.coordinator = status.leader ? static_cast<std::uint8_t>(*status.leader) : 0;
   publish_status();
@@ -382,28 +435,33 @@ void ClusterService::on_detector_event(const DetectorEvent& event) {
     default:
       break;
   }
-  // Peers learn at once what we stopped (or started) hearing: it gates their takeover.
+  // Peers learn at once what we stopped (or started) hearing: it gates their takeover. Our own
+  // decisions (safe nodes, joining) are due now too.
   if (event.kind == DetectorEventKind::NodeUnreachable ||
-      event.kind == DetectorEventKind::NodeReachable)
+      event.kind == DetectorEventKind::NodeReachable) {
     heartbeats_->send_now();
-}
-
-void ClusterService::send_echoes() {
-  const FailureDetector& d = heartbeats_->detector();
-  for (const auto& n : config_->nodes) {
-    auto id = static_cast<std::uint8_t>(n.id);
-    if (id == raft_->id() || !d.reachable(id)) continue;
-    const PeerView* view = d.view(id);
-    if (view == nullptr) continue;
-    std::string payload = json{{"seq", view->sequence}}.dump();
-    (void)transport_->send(id, static_cast<std::uint16_t>(PeerType::Echo),
-                           span_of(bytes_of(payload)));
+    poke();
   }
 }
 
+void ClusterService::send_echo(std::uint8_t node, std::uint64_t sequence) {
+  // Eight bytes, big-endian: no allocation beyond the transport's own.
+  std::array<std::uint8_t, 8> payload{};
+  for (int i = 0; i < 8; ++i) payload[i] = static_cast<std::uint8_t>(sequence >> (56 - 8 * i));
+  (void)transport_->send(node, static_cast<std::uint16_t>(PeerType::Echo), payload);
+}
+
 void ClusterService::on_echo(const PeerMessage& message) {
+  const auto& p = message.payload;
+  if (p.size() == 8) {
+    std::uint64_t sequence = 0;
+    for (auto b : p) sequence = (sequence << 8) | b;
+    guard_->echoed(message.from, sequence);
+    return;
+  }
+  // Daemons before the binary echo sent {"seq": N} (rolling upgrades).
   try {
-    auto j = json::parse(message.payload.begin(), message.payload.end());
+    auto j = json::parse(p.begin(), p.end());
     guard_->echoed(message.from, j.at("seq").get<std::uint64_t>());
   } catch (const json::exception&) {
   }
@@ -492,7 +550,7 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
       continue;
     }
     auto [it, inserted] = unheard_since_.try_emplace(n.name, now);
-    if (now >= it->second + kTakeoverMargin) safe.insert(n.name);
+    if (now >= it->second + takeover_margin(detection())) safe.insert(n.name);
   }
   return safe;
 }
@@ -698,6 +756,7 @@ void ClusterService::sync() {
                         auto j = json::parse(answer->begin(), answer->end(), nullptr, false);
                         if (j.is_object() && j.contains("commit") && j["commit"].is_number())
                           sync_index_ = j["commit"].get<Index>();
+                        poke();  // caught up: joining ends, reconcile may act
                       });
 }
 
@@ -777,6 +836,7 @@ void ClusterService::on_local_change() { reconcile(); }
 void ClusterService::on_group_failed(const std::string& group) {
   // Reported from the next tick: this runs inside the manager's own callback.
   failed_.insert(group);
+  poke();
 }
 
 void ClusterService::check_quorum(MonoTime now) {

@@ -108,7 +108,6 @@ class ClusterService {
 
   // Membership.
   void on_detector_event(const DetectorEvent& event);
-  void send_echoes();
   void on_echo(const PeerMessage& message);
   NodeState node_state(const NodeConfig& node) const;
   CatchUpFacts catch_up_facts() const;
@@ -143,6 +142,13 @@ class ClusterService {
   void remove_leftover_addresses();
 
   void tick();
+  /// Runs tick() on the loop's next iteration (an event that may change a decision).
+  void poke();
+  /// Arms the timer for the earliest deadline after `now` (housekeeping at the latest).
+  void arm_timer(MonoTime now);
+  MonoTime next_wakeup(MonoTime now) const;
+  void on_frame(const HeartbeatFrame& frame);
+  void send_echo(std::uint8_t node, std::uint64_t sequence);
   static int on_timer(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
   void record(const std::string& kind, const std::string& group, const std::string& reason);
   void record_node(const std::string& node, const std::string& from, const std::string& to);
@@ -158,7 +164,13 @@ class ClusterService {
   std::unique_ptr<QuorumGuard> guard_;
   ClusterState state_;
   EventSourcePtr timer_;
-  MonoTime last_echo_;
+  /// Per peer: the incarnation and sequence last echoed, and what it last said it hears.
+  struct PeerSeen {
+    std::uint64_t incarnation = 0;
+    std::uint64_t sequence = 0;
+    NodeSet hears;
+  };
+  std::map<std::uint8_t, PeerSeen> seen_;
 
   // Coordinator state (leader only).
   std::optional<std::pair<Term, Index>> inflight_;  ///< Proposal not yet applied.

@@ -394,6 +394,7 @@ void HeartbeatService::on_datagram(std::size_t network, std::span<const std::uin
   detector_.heard(*frame, network, MonoTime{now}, events_);
   emit();
   rearm_expiry();
+  if (frame_listener_) frame_listener_(*frame);
 }
 
 void HeartbeatService::rearm_expiry() {

@@ -147,6 +147,12 @@ class HeartbeatService {
     sent_listener_ = std::move(listener);
   }
 
+  /// Called after every accepted frame, once the detector has taken it in (the cluster service
+  /// echoes a new sequence at once: the quorum guard's confirmations stay one interval fresh).
+  void set_frame_listener(std::function<void(const HeartbeatFrame&)> listener) {
+    frame_listener_ = std::move(listener);
+  }
+
   /// The failure detector's current view.
   const FailureDetector& detector() const { return detector_; }
   /// Counters of network `index` (wire index; zero for networks without a socket).
@@ -171,6 +177,7 @@ class HeartbeatService {
   HeartbeatOptions options_;
   EventHandler on_event_;
   std::function<void(std::uint64_t, MonoTime)> sent_listener_;
+  std::function<void(const HeartbeatFrame&)> frame_listener_;
   HeartbeatVerifier verifier_;
   FailureDetector detector_;
   HeartbeatStatus status_;
