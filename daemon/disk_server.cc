@@ -52,7 +52,12 @@ Result<void> DiskServer::start(const BlockDeviceOpener& open) {
   auto device = open();
   if (!device) return std::unexpected(device.error());
   device_ = std::move(*device);
-  if (auto ok = set_io_flusher(); !ok) return ok;
+  if (auto ok = set_io_flusher(); !ok) {
+    // Needs CAP_SYS_RESOURCE, which some containers drop. Serving without it works until memory
+    // is short enough that reclaim writes back through our own loop device.
+    log(LogLevel::Warning, {}, "{}, continuing without: reclaim may deadlock under memory pressure",
+        ok.error().to_string());
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.fuse_dir, ec);
   if (ec) return fail_errno(ec.value(), "cannot create FUSE directory {}", options_.fuse_dir);
@@ -99,16 +104,21 @@ void DiskServer::send_mounter(std::string_view command, Expect expect) {
   expected_.push_back(expect);
 }
 
-int DiskServer::on_channel(sd_event_source*, int fd, uint32_t, void* userdata) noexcept {
-  auto* self = static_cast<DiskServer*>(userdata);
-  char buffer[4096];
-  ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-  if (n > 0) {
-    self->on_mounter_message(std::string_view(buffer, static_cast<std::size_t>(n)));
-  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-    self->channel_source_.reset();  // its exit follows through the child source
-  }
+int DiskServer::on_channel(sd_event_source*, int, uint32_t, void* userdata) noexcept {
+  static_cast<DiskServer*>(userdata)->read_mounter();
   return 0;
+}
+
+bool DiskServer::read_mounter() {
+  char buffer[4096];
+  ssize_t n = recv(channel_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+  if (n > 0) {
+    on_mounter_message(std::string_view(buffer, static_cast<std::size_t>(n)));
+    return true;
+  }
+  if (n == 0 || (errno != EAGAIN && errno != EINTR))
+    channel_source_.reset();  // its exit follows through the child source
+  return false;
 }
 
 void DiskServer::on_mounter_message(std::string_view message) {
@@ -202,6 +212,9 @@ int DiskServer::on_child(sd_event_source*, const siginfo_t* info, void* userdata
 
 void DiskServer::on_mounter_exit(const siginfo_t& info) {
   child_source_.reset();
+  // The exit may be dispatched before the last replies were read: read them first.
+  while (channel_source_ && read_mounter()) {
+  }
   bool clean = info.si_code == CLD_EXITED && info.si_status == 0 && stop_done_;
   if (!clean && !start_failed_ && !failure_)
     fail(fmt::format("the mounter process {} unexpectedly", describe_exit(info)));

@@ -57,6 +57,7 @@ class DiskServer {
 
   Result<void> watch();
   void send_mounter(std::string_view command, Expect expect);
+  bool read_mounter();
   void on_mounter_message(std::string_view message);
   void on_start_reply(std::string_view message);
   void on_mounter_exit(const siginfo_t& info);

@@ -95,6 +95,8 @@ class HelperProcess {
   Result<void> send(const std::string& line);
   /// Waits for the exit; the exit status, or a signal as 128+N; nullopt on timeout.
   std::optional<int> wait(Duration limit = std::chrono::seconds(20));
+  /// Closes our end of the control socket (as a daemon that died would).
+  void close_control() { control_.reset(); }
   /// Sends `sig` to the helper's process group (server and mounter).
   void kill_group(int sig);
 

@@ -111,6 +111,15 @@ Result<ChildExit> run_tool(std::vector<std::string> argv, Duration timeout) {
 
 }  // namespace
 
+std::string e2fsck_reason(std::string_view output) {
+  // e2fsck's own verdict ("e2fsck: Bad magic number in super-block while trying to open ...")
+  // says more than its last line, which is often advice ("e2fsck -b 32768 <device>").
+  std::size_t at = output.rfind("e2fsck: ");
+  if (at != std::string_view::npos && (at == 0 || output[at - 1] == '\n'))
+    return last_line_of(output.substr(at, output.find('\n', at) - at));
+  return last_line_of(output);
+}
+
 Result<MountOptions> parse_mount_options(std::string_view options) {
   MountOptions out;
   if (options.empty()) return out;
@@ -187,7 +196,7 @@ Result<FsckOutcome> check_filesystem(const std::string& device, const std::strin
   if (exit->end == ChildEnd::Exited && exit->status == 0) return FsckOutcome::Clean;
   if (exit->end == ChildEnd::Exited && (exit->status == 1 || exit->status == 2))
     return FsckOutcome::Repaired;
-  return fail("e2fsck -p {} {}: {}", device, exit->describe(), exit->last_line());
+  return fail("e2fsck -p {} {}: {}", device, exit->describe(), e2fsck_reason(exit->output));
 }
 
 std::vector<MountEntry> parse_mountinfo(std::string_view text) {

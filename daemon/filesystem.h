@@ -63,6 +63,9 @@ const char* to_string(FsckOutcome outcome);
 Result<FsckOutcome> check_filesystem(const std::string& device, const std::string& fstype,
                                      Duration timeout);
 
+/// The sentence of e2fsck's output that says why it failed.
+std::string e2fsck_reason(std::string_view output);
+
 /// One line of /proc/self/mountinfo.
 struct MountEntry {
   dev_t device = 0;         ///< st_dev of the mounted file system (major:minor).

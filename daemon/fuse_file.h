@@ -42,7 +42,8 @@ struct FuseFileStats {
 
 /// Marks the calling process as an I/O flusher (prctl PR_SET_IO_FLUSHER): its allocations do
 /// not recurse into reclaim that writes back through the loop device it serves, which can
-/// deadlock (the kernel's documented use: FUSE servers behind loop devices, Linux 5.6+).
+/// deadlock (the kernel's documented use: FUSE servers behind loop devices, Linux 5.6+). Needs
+/// CAP_SYS_RESOURCE.
 Result<void> set_io_flusher();
 
 /// A mounted FUSE file system with one file, served from `device` on `loop`.
