@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -227,6 +229,163 @@ TEST_CASE("clusterd-disk: start failures are one line on the socket and on stder
   CHECK((*blank)->wait() == static_cast<int>(DiskHelperExit::StartFailed));
   CHECK(!f.mounted(f.mount_point()));
   CHECK(!f.mounted(f.fuse_dir()));
+}
+
+// True when one byte arrived on `fd` within `limit`.
+bool read_byte(int fd, Duration limit) {
+  pollfd p{fd, POLLIN, 0};
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(limit).count();
+  char c = 0;
+  return poll(&p, 1, static_cast<int>(ms)) == 1 && ::read(fd, &c, 1) == 1;
+}
+
+// True once `pid` sleeps uninterruptibly (state D: waiting in the kernel on I/O).
+bool blocked_within(pid_t pid, Duration limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    char state = 0;
+    pid_t group = 0;
+    if (!testing::proc_stat(pid, &state, &group)) return false;
+    if (state == 'D') return true;
+    usleep(1000);  // /proc has no event for a state change
+  }
+  return false;
+}
+
+// Writes a file in `dir`, fsyncs it and then syncs the whole file system; returns the errno of
+// the first call that failed, 0 when all succeeded.
+int write_fsync_sync(const std::string& dir) {
+  int fd = ::open((dir + "/after").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return errno;
+  std::vector<char> data(1 << 20, 'f');
+  int err = 0;
+  if (::write(fd, data.data(), data.size()) < 0) err = errno;
+  if (!err && fsync(fd) != 0) err = errno;
+  if (syncfs(fd) != 0 && !err) err = errno;
+  ::close(fd);
+  return err;
+}
+
+TEST_CASE("clusterd-disk: fenced, fsync fails with EIO and ext4 aborts; check says so") {
+  if (skip()) return;
+  DiskFixture f;
+  testing::FenceSwitch fence;
+  std::string lun = f.lun();
+  auto helper = testing::HelperProcess::fork(f.options(true), [&]() -> Result<std::unique_ptr<BlockDevice>> {
+    auto file = FileBlockDevice::open(lun);
+    if (!file) return std::unexpected(file.error());
+    return std::make_unique<testing::FenceableBlockDevice>(std::move(*file), fence);
+  });
+  REQUIRE(helper);
+  auto ready = (*helper)->read_line();
+  REQUIRE(ready);
+  REQUIRE(ready->starts_with("ready /dev/loop"));
+  REQUIRE(testing::write_pattern_file(f.mount_point() + "/before", 1 << 20, 3) == 0);
+
+  fence.fence();  // another node preempted our key
+  std::string mnt = f.mount_point();
+  auto err = testing::run_in_child([&] { return write_fsync_sync(mnt); }, std::chrono::seconds(20));
+  REQUIRE(err.has_value());  // it returned: a fenced disk fails, it does not hang
+  CHECK(*err == EIO);
+  REQUIRE((*helper)->send("check"));
+  auto answer = (*helper)->read_line();
+  REQUIRE(answer);
+  CHECK(answer->starts_with("error the disk refused a write: "));
+  // jbd2 aborted the journal when its commit failed; ext4 notices at the next change it tries
+  // and turns read-only (kernel: "Detected aborted journal").
+  auto change = testing::run_in_child(
+      [&] { return mkdir((mnt + "/new").c_str(), 0700) == 0 ? 0 : errno; },
+      std::chrono::seconds(20));
+  REQUIRE(change.has_value());
+  CHECK((*change == EROFS || *change == EIO));
+  auto mounts = read_mountinfo();
+  REQUIRE(mounts);
+  auto entry = find_mount(*mounts, f.mount_point());
+  REQUIRE(entry);
+  CHECK_MESSAGE(read_only_super(*entry), entry->super_options);
+
+  REQUIRE((*helper)->send("stop"));
+  CHECK((*helper)->read_line().has_value());
+  CHECK((*helper)->wait().has_value());
+  CHECK(!f.mounted(f.mount_point()));
+  CHECK(!f.mounted(f.fuse_dir()));
+}
+
+TEST_CASE("clusterd-disk: SIGKILLed, its mount fails fast instead of hanging, and is released") {
+  if (skip()) return;
+  DiskFixture f;
+  auto helper = testing::HelperProcess::spawn(f.args(true));
+  REQUIRE(helper);
+  auto ready = (*helper)->read_line();
+  REQUIRE(ready);
+  REQUIRE(ready->starts_with("ready /dev/loop"));
+  int number = loop_number(*ready);
+  REQUIRE(testing::write_pattern_file(f.mount_point() + "/before", 1 << 20, 3) == 0);
+
+  (*helper)->kill_group(SIGKILL);
+  CHECK((*helper)->wait() == 128 + SIGKILL);
+  // The server's /dev/fuse closed with it, so the kernel aborted the connection: I/O below the
+  // mount fails at once (ENOTCONN/EIO) rather than waiting for a server that will not come.
+  std::string mnt = f.mount_point();
+  auto err = testing::run_in_child([&] { return write_fsync_sync(mnt); }, std::chrono::seconds(20));
+  REQUIRE(err.has_value());
+  CHECK(*err != 0);
+  CHECK(f.mounted(f.mount_point()));
+  auto released = release_disk_mounts(f.mount_point(), f.fuse_dir());
+  CHECK_MESSAGE(released, (released ? "" : released.error().to_string()));
+  CHECK(!f.mounted(f.mount_point()));
+  CHECK(!f.mounted(f.fuse_dir()));
+  CHECK(loop_freed_within(number, std::chrono::seconds(10)));
+}
+
+TEST_CASE("clusterd-disk: a stopped (frozen) server is cut off through the fusectl abort file") {
+  if (skip()) return;
+  DiskFixture f;
+  auto helper = testing::HelperProcess::spawn(f.args(true));
+  REQUIRE(helper);
+  auto ready = (*helper)->read_line();
+  REQUIRE(ready);
+  REQUIRE(ready->starts_with("ready /dev/loop"));
+
+  // A writer opens a file on the disk while the server runs, then the server freezes...
+  std::string mnt = f.mount_point();
+  int opened_pipe[2], go_pipe[2];
+  REQUIRE(pipe(opened_pipe) == 0);
+  REQUIRE(pipe(go_pipe) == 0);
+  std::fflush(nullptr);
+  pid_t writer = fork();
+  if (writer == 0) {
+    int fd = ::open((mnt + "/after").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    (void)!::write(opened_pipe[1], "o", 1);
+    char go = 0;
+    if (fd < 0 || ::read(go_pipe[0], &go, 1) != 1) _exit(100);
+    std::vector<char> data(1 << 20, 'f');
+    if (::write(fd, data.data(), data.size()) < 0) _exit(101);
+    _exit(fsync(fd) == 0 ? 0 : 102);
+  }
+  ::close(opened_pipe[1]);
+  ::close(go_pipe[0]);
+  Fd opened(opened_pipe[0]), go(go_pipe[1]);
+  CHECK(read_byte(opened.get(), std::chrono::seconds(20)));
+  (*helper)->kill_group(SIGSTOP);
+  // ...and the writer's fsync blocks in the kernel, waiting on the stopped server...
+  CHECK(::write(go.get(), "g", 1) == 1);
+  CHECK(blocked_within(writer, std::chrono::seconds(10)));
+  // ...until the connection is aborted; then it fails, and the mounts are gone from the tree.
+  auto released = release_disk_mounts(f.mount_point(), f.fuse_dir());
+  CHECK_MESSAGE(released, (released ? "" : released.error().to_string()));
+  auto writer_status = testing::wait_for_exit(writer, std::chrono::seconds(20));
+  CHECK(writer_status.has_value());
+  CHECK(writer_status != 0);
+  if (!writer_status) {
+    kill(writer, SIGKILL);
+    (void)testing::wait_for_exit(writer, std::chrono::seconds(10));
+  }
+  CHECK(!f.mounted(f.mount_point()));
+  CHECK(!f.mounted(f.fuse_dir()));
+  (*helper)->kill_group(SIGKILL);
+  (*helper)->kill_group(SIGCONT);
+  CHECK((*helper)->wait() == 128 + SIGKILL);
 }
 
 }  // namespace

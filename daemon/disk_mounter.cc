@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -112,11 +111,9 @@ Result<void> DiskMounter::check() {
   auto entry = find_mount(*mounts, options_.mount_point);
   if (!entry || entry->source != loop_->path())
     return fail("{} is no longer mounted at {}", loop_->path(), options_.mount_point);
-  struct statvfs st {};
-  if (statvfs(options_.mount_point.c_str(), &st) != 0)
-    return fail_errno(errno, "cannot statvfs {}", options_.mount_point);
-  // ext4 turns itself read-only when its journal aborts after a write failed (fenced LUN).
-  if ((st.f_flag & ST_RDONLY) && !asked_read_only(options_.mount_options))
+  // ext4 turns itself read-only when its journal aborts after a write failed (fenced LUN):
+  // "ro", or "emergency_ro" on Linux 6.x, in the superblock's options.
+  if (read_only_super(*entry) && !asked_read_only(options_.mount_options))
     return fail("the file system at {} went read-only after an I/O error", options_.mount_point);
   return {};
 }

@@ -157,6 +157,8 @@ void DiskServer::on_control_line(std::string_view line) {
   if (line == "check") {
     if (state_ != DiskServerState::Ready)
       answer(fmt::format("error the disk is {}, not ready", to_string(state_)));
+    else if (fuse_ && fuse_->first_write_error())
+      answer("error the disk refused a write: " + fuse_->first_write_error()->to_string());
     else
       send_mounter(kMounterCheck, Expect::Check);
   } else if (line == "stop") {

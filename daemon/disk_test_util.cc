@@ -24,7 +24,9 @@ int decode_status(int status) {
 }
 
 // waitpid with a deadline: polls a pidfd so that no sleep stands in for synchronisation.
-std::optional<int> wait_pid(pid_t pid, Duration limit) {
+}  // namespace
+
+std::optional<int> wait_for_exit(pid_t pid, Duration limit) {
   Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   if (pidfd) {
     pollfd p{pidfd.get(), POLLIN, 0};
@@ -36,6 +38,8 @@ std::optional<int> wait_pid(pid_t pid, Duration limit) {
     if (errno != EINTR) return std::nullopt;
   return decode_status(status);
 }
+
+namespace {
 
 void pattern(std::vector<char>& buffer, unsigned seed) {
   std::mt19937 random(seed);
@@ -82,10 +86,10 @@ std::optional<int> run_in_child(const std::function<int()>& body, Duration limit
   pid_t pid = ::fork();
   if (pid == 0) _exit(body());
   if (pid < 0) return std::nullopt;
-  auto status = wait_pid(pid, limit);
+  auto status = wait_for_exit(pid, limit);
   if (!status) {
     ::kill(pid, SIGKILL);
-    (void)wait_pid(pid, std::chrono::seconds(10));
+    (void)wait_for_exit(pid, std::chrono::seconds(10));
   }
   return status;
 }
@@ -173,7 +177,7 @@ Result<void> HelperProcess::send(const std::string& line) {
 }
 
 std::optional<int> HelperProcess::wait(Duration limit) {
-  auto status = wait_pid(pid_, limit);
+  auto status = wait_for_exit(pid_, limit);
   if (status) reaped_ = true;
   return status;
 }

@@ -73,6 +73,10 @@ class FenceableBlockDevice : public BlockDevice {
   const FenceSwitch& fence_;
 };
 
+/// Waits for child `pid` to exit; its exit status (128+N for signal N), nullopt after `limit`
+/// (the child is then left running).
+std::optional<int> wait_for_exit(pid_t pid, Duration limit);
+
 /// Runs `body` in a forked child and returns its exit status; SIGKILLs it and returns nullopt
 /// when it is not done within `limit` (for I/O that might hang on a dead data path).
 std::optional<int> run_in_child(const std::function<int()>& body, Duration limit);

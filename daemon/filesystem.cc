@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -197,6 +198,16 @@ Result<FsckOutcome> check_filesystem(const std::string& device, const std::strin
   if (exit->end == ChildEnd::Exited && (exit->status == 1 || exit->status == 2))
     return FsckOutcome::Repaired;
   return fail("e2fsck -p {} {}: {}", device, exit->describe(), e2fsck_reason(exit->output));
+}
+
+bool read_only_super(const MountEntry& entry) {
+  std::string_view options = entry.super_options;
+  while (!options.empty()) {
+    std::string_view item = options.substr(0, options.find(','));
+    if (item == "ro" || item == "emergency_ro") return true;
+    options.remove_prefix(std::min(options.size(), item.size() + 1));
+  }
+  return false;
 }
 
 std::vector<MountEntry> parse_mountinfo(std::string_view text) {

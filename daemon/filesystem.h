@@ -76,6 +76,10 @@ struct MountEntry {
   std::string super_options;///< Per-superblock options ("rw,errors=remount-ro").
 };
 
+/// True when the file system's superblock went read-only: "ro", or ext4's "emergency_ro"
+/// (Linux 6.x, after its journal aborted) among the super options.
+bool read_only_super(const MountEntry& entry);
+
 /// Parses mountinfo text (see proc(5)); lines that do not parse are skipped.
 std::vector<MountEntry> parse_mountinfo(std::string_view text);
 /// The calling process's mount table.

@@ -45,6 +45,16 @@ TEST_CASE("parse_mountinfo: fields, optional fields, escaped mount points") {
   CHECK(!find_mount(mounts, "/srv"));
 }
 
+TEST_CASE("read_only_super: ro or ext4's emergency_ro, not an option that merely contains ro") {
+  MountEntry entry;
+  entry.super_options = "rw,emergency_ro";
+  CHECK(read_only_super(entry));
+  entry.super_options = "ro,errors=continue";
+  CHECK(read_only_super(entry));
+  entry.super_options = "rw,errors=remount-ro";
+  CHECK(!read_only_super(entry));
+}
+
 TEST_CASE("parse_mountinfo: the topmost of stacked mounts wins") {
   auto mounts = parse_mountinfo(
       "41 36 7:3 / /srv/data rw - ext4 /dev/loop3 rw\n"

@@ -115,7 +115,7 @@ struct FuseOps {
     auto n = read_bytes(file.device_, static_cast<std::uint64_t>(off),
                         std::span(file.buffer_.data(), size));
     if (!n) {
-      file.note_error(n.error());
+      file.note_error(n.error(), false);
       fuse_reply_err(req, EIO);
       return;
     }
@@ -133,7 +133,7 @@ struct FuseOps {
         fuse_reply_err(req, ENOSPC);
         return;
       }
-      file.note_error(n.error());
+      file.note_error(n.error(), true);
       fuse_reply_err(req, EIO);
       return;
     }
@@ -144,7 +144,7 @@ struct FuseOps {
     FuseFile& file = self(req);
     ++file.stats_.flushes;
     auto ok = file.device_.flush();
-    if (!ok) file.note_error(ok.error());
+    if (!ok) file.note_error(ok.error(), true);
     fuse_reply_err(req, ok ? 0 : EIO);
   }
 
@@ -302,8 +302,9 @@ struct stat FuseFile::attributes(std::uint64_t ino) const {
   return st;
 }
 
-void FuseFile::note_error(const Error& error) {
+void FuseFile::note_error(const Error& error, bool lost_write) {
   ++stats_.errors;
+  if (lost_write && !first_write_error_) first_write_error_ = error;
   if (first_error_) return;
   // Logged once: a fenced device fails every write from then on.
   first_error_ = error;

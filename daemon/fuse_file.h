@@ -73,6 +73,9 @@ class FuseFile {
   const FuseFileStats& stats() const { return stats_; }
   /// The first device error answered with EIO, if any.
   const std::optional<Error>& first_error() const { return first_error_; }
+  /// The first write or flush the device refused, if any: data the file system above believes
+  /// written is lost (a fenced LUN), so the disk cannot be trusted until it is checked again.
+  const std::optional<Error>& first_write_error() const { return first_write_error_; }
 
  private:
   FuseFile(BlockDevice& device, FuseFileOptions options, GoneHandler on_gone);
@@ -84,7 +87,7 @@ class FuseFile {
   // The request handlers (fuse_lowlevel_ops calls these through static trampolines).
   friend struct FuseOps;
   struct stat attributes(std::uint64_t ino) const;
-  void note_error(const Error& error);
+  void note_error(const Error& error, bool lost_write);
 
   BlockDevice& device_;
   FuseFileOptions options_;
@@ -100,6 +103,7 @@ class FuseFile {
   std::unique_ptr<Request, RequestFree> request_;
   FuseFileStats stats_;
   std::optional<Error> first_error_;
+  std::optional<Error> first_write_error_;
 };
 
 }  // namespace clusterd

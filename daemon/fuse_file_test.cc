@@ -102,6 +102,7 @@ TEST_CASE("FuseFile: one file of the device's size; unaligned reads and writes r
   CHECK(f.fuse->stats().writes >= 1);
   CHECK(f.fuse->stats().flushes >= 1);
   CHECK(f.fuse->stats().errors == 0);
+  CHECK(!f.fuse->first_write_error());
 }
 
 TEST_CASE("FuseFile: the directory lists the file only; O_DIRECT opens; the size is fixed") {
@@ -146,6 +147,7 @@ TEST_CASE("FuseFile: a fenced device's write errors reach the writer as EIO; rea
   CHECK(f.fuse->stats().errors == 1);
   REQUIRE(f.fuse->first_error());
   CHECK(f.fuse->first_error()->errno_value == EIO);
+  CHECK(f.fuse->first_write_error());
 }
 
 TEST_CASE("FuseFile: unmounted behind its back, it says so and stops serving") {
