@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,16 @@ TEST_CASE("parse_disk_helper_args: defaults and the errors an administrator sees
   CHECK(!parse({"--file", "f", "--fuse-dir", "d", "--fuse-name", "a/b"}));
   CHECK(parse({"--cleanup", "--fuse-dir", "d"})->cleanup);
   CHECK(parse({"--help"})->help);
+}
+
+TEST_CASE("DiskServerState: the table allows the stop to overtake the start, nothing back") {
+  using S = DiskServerState;
+  CHECK(transition_allowed(S::Starting, S::Ready));
+  CHECK(transition_allowed(S::Starting, S::Stopping));
+  CHECK(transition_allowed(S::Ready, S::Done));
+  CHECK(!transition_allowed(S::Ready, S::Starting));
+  CHECK(!transition_allowed(S::Stopping, S::Ready));
+  CHECK(!transition_allowed(S::Done, S::Stopping));
 }
 
 TEST_CASE("disk helper enums: every value has a name") {
@@ -386,6 +397,32 @@ TEST_CASE("clusterd-disk: a stopped (frozen) server is cut off through the fusec
   (*helper)->kill_group(SIGKILL);
   (*helper)->kill_group(SIGCONT);
   CHECK((*helper)->wait() == 128 + SIGKILL);
+}
+
+TEST_CASE("clusterd-disk: refuses a disk already mounted; check sees a read-only remount") {
+  if (skip()) return;
+  DiskFixture f;
+  auto first = testing::HelperProcess::spawn(f.args(true));
+  REQUIRE(first);
+  REQUIRE((*first)->read_line()->starts_with("ready "));
+
+  auto second = testing::HelperProcess::spawn(f.args(false));
+  REQUIRE(second);
+  auto refused = (*second)->read_line();
+  REQUIRE(refused);
+  CHECK(*refused == "error " + f.fuse_dir() +
+                        " is already mounted (another helper, or a dead one's: clusterd-disk "
+                        "--cleanup)");
+  CHECK((*second)->wait() == static_cast<int>(DiskHelperExit::StartFailed));
+
+  // Someone (an administrator, ext4 itself) made the file system read-only under us.
+  REQUIRE(mount(nullptr, f.mount_point().c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+  REQUIRE((*first)->send("check"));
+  CHECK(*(*first)->read_line() ==
+        "error the file system at " + f.mount_point() + " went read-only after an I/O error");
+  REQUIRE((*first)->send("stop"));
+  CHECK(*(*first)->read_line() == "stopped");
+  CHECK((*first)->wait() == 0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "disk_mounter.h"
+#include "filesystem.h"
 #include "log.h"
 
 namespace clusterd {
@@ -41,6 +42,31 @@ const char* to_string(DiskServerState state) {
   return "?";
 }
 
+namespace {
+
+struct Transition {
+  DiskServerState from;
+  DiskServerState to;
+};
+
+// Every move the helper makes; a stop may overtake the start, and the mounter may die anywhere.
+constexpr Transition kTransitions[] = {
+    {DiskServerState::Starting, DiskServerState::Ready},
+    {DiskServerState::Starting, DiskServerState::Stopping},
+    {DiskServerState::Starting, DiskServerState::Done},
+    {DiskServerState::Ready, DiskServerState::Stopping},
+    {DiskServerState::Ready, DiskServerState::Done},
+    {DiskServerState::Stopping, DiskServerState::Done},
+};
+
+}  // namespace
+
+bool transition_allowed(DiskServerState from, DiskServerState to) {
+  for (const Transition& t : kTransitions)
+    if (t.from == from && t.to == to) return true;
+  return false;
+}
+
 DiskServer::DiskServer(sd_event* loop, const DiskHelperOptions& options, Fd channel,
                        pid_t mounter)
     : loop_(loop), options_(options), channel_(std::move(channel)), mounter_(mounter) {}
@@ -49,6 +75,7 @@ DiskServer::~DiskServer() = default;
 
 Result<void> DiskServer::start(const BlockDeviceOpener& open) {
   if (auto ok = watch(); !ok) return ok;
+  if (auto ok = refuse_existing_mounts(); !ok) return ok;
   auto device = open();
   if (!device) return std::unexpected(device.error());
   device_ = std::move(*device);
@@ -66,6 +93,19 @@ Result<void> DiskServer::start(const BlockDeviceOpener& open) {
   if (!fuse) return std::unexpected(fuse.error());
   fuse_ = std::move(*fuse);
   send_mounter(kMounterStart, Expect::Start);
+  return {};
+}
+
+Result<void> DiskServer::refuse_existing_mounts() const {
+  // Two mounts of one ext4 (a second helper, or a dead one's leftovers over which we would stack)
+  // corrupt it; a dead helper's mounts are released with clusterd-disk --cleanup.
+  auto mounts = read_mountinfo();
+  if (!mounts) return std::unexpected(mounts.error());
+  for (const std::string& path : {options_.fuse_dir, options_.mount_point}) {
+    if (path.empty() || !find_mount(*mounts, path)) continue;
+    return fail("{} is already mounted (another helper, or a dead one's: clusterd-disk --cleanup)",
+                path);
+  }
   return {};
 }
 
@@ -91,6 +131,11 @@ Result<void> DiskServer::watch() {
 
 void DiskServer::set_state(DiskServerState next, std::string_view why) {
   if (next == state_) return;
+  if (!transition_allowed(state_, next)) {
+    log(LogLevel::Err, {{"DISK", options_.fuse_dir}}, "refused transition {} -> {} ({})",
+        to_string(state_), to_string(next), why);
+    return;
+  }
   log(LogLevel::Notice, {{"DISK", options_.fuse_dir}}, "{}: {} -> {}", why, to_string(state_),
       to_string(next));
   state_ = next;
@@ -134,7 +179,7 @@ void DiskServer::on_mounter_message(std::string_view message) {
     case Expect::Stop:
       stop_done_ = message == kReplyStopped;
       if (!stop_done_ && message.starts_with(kReplyError))
-        fail(std::string(message.substr(kReplyError.size())));
+        record_failure(std::string(message.substr(kReplyError.size())));
       break;
   }
 }
@@ -150,7 +195,7 @@ void DiskServer::on_start_reply(std::string_view message) {
   start_failed_ = true;
   std::string why(message.starts_with(kReplyError) ? message.substr(kReplyError.size()) : message);
   announce_failure(Error{0, why});
-  fail(why);
+  record_failure(why);
 }
 
 void DiskServer::on_control_line(std::string_view line) {
@@ -203,7 +248,7 @@ int DiskServer::on_signal(sd_event_source*, const signalfd_siginfo* info, void* 
 }
 
 void DiskServer::on_fuse_gone() {
-  fail(fmt::format("the FUSE file system at {} was unmounted or aborted", options_.fuse_dir));
+  record_failure(fmt::format("the FUSE file system at {} was unmounted or aborted", options_.fuse_dir));
   stop("FUSE connection lost");
 }
 
@@ -219,7 +264,7 @@ void DiskServer::on_mounter_exit(const siginfo_t& info) {
   }
   bool clean = info.si_code == CLD_EXITED && info.si_status == 0 && stop_done_;
   if (!clean && !start_failed_ && !failure_)
-    fail(fmt::format("the mounter process {} unexpectedly", describe_exit(info)));
+    record_failure(fmt::format("the mounter process {} unexpectedly", describe_exit(info)));
   if (state_ == DiskServerState::Starting && !start_failed_) announce_failure(Error{0, *failure_});
   // Drain what the mounter still owed: checks in flight get an answer.
   for (Expect expect : expected_)
@@ -230,7 +275,7 @@ void DiskServer::on_mounter_exit(const siginfo_t& info) {
 
 void DiskServer::finish() {
   if (device_ && !start_failed_) {
-    if (auto ok = device_->flush(); !ok) fail(ok.error().to_string());
+    if (auto ok = device_->flush(); !ok) record_failure(ok.error().to_string());
   }
   if (fuse_) fuse_->unmount();
   exit_ = start_failed_ ? DiskHelperExit::StartFailed
@@ -240,7 +285,7 @@ void DiskServer::finish() {
   set_state(DiskServerState::Done, to_string(*exit_));
 }
 
-void DiskServer::fail(std::string message) {
+void DiskServer::record_failure(std::string message) {
   if (failure_) return;
   // The daemon puts the helper's last stderr line into the resource's failure reason.
   std::fprintf(stderr, "clusterd-disk: %s\n", message.c_str());

@@ -31,6 +31,8 @@ enum class DiskServerState {
 };
 /// "starting", "ready", "stopping", "done".
 const char* to_string(DiskServerState state);
+/// True when the transition table lists `from` -> `to`.
+bool transition_allowed(DiskServerState from, DiskServerState to);
 
 /// The server side of clusterd-disk.
 class DiskServer {
@@ -56,6 +58,7 @@ class DiskServer {
   enum class Expect { Start, Check, Stop };
 
   Result<void> watch();
+  Result<void> refuse_existing_mounts() const;
   void send_mounter(std::string_view command, Expect expect);
   bool read_mounter();
   void on_mounter_message(std::string_view message);
@@ -67,7 +70,7 @@ class DiskServer {
   void set_state(DiskServerState next, std::string_view why);
   void announce(const std::string& line);
   void answer(const std::string& line);
-  void fail(std::string message);
+  void record_failure(std::string message);
 
   static int on_channel(sd_event_source*, int, uint32_t, void* userdata) noexcept;
   static int on_control(sd_event_source*, int, uint32_t, void* userdata) noexcept;
