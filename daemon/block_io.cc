@@ -13,8 +13,8 @@ namespace {
 constexpr std::size_t kMaxBytesPerCall = 1 << 20;
 
 std::uint32_t whole_blocks(std::size_t bytes, std::uint32_t block_size) {
-  std::size_t blocks = std::min(bytes, std::max<std::size_t>(kMaxBytesPerCall, block_size)) /
-                       block_size;
+  std::size_t blocks =
+      std::min(bytes, std::max<std::size_t>(kMaxBytesPerCall, block_size)) / block_size;
   return static_cast<std::uint32_t>(blocks);
 }
 

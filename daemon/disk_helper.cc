@@ -21,10 +21,14 @@ namespace clusterd {
 
 const char* to_string(DiskHelperExit exit) {
   switch (exit) {
-    case DiskHelperExit::Stopped: return "stopped";
-    case DiskHelperExit::Failed: return "failed";
-    case DiskHelperExit::Usage: return "usage";
-    case DiskHelperExit::StartFailed: return "start-failed";
+    case DiskHelperExit::Stopped:
+      return "stopped";
+    case DiskHelperExit::Failed:
+      return "failed";
+    case DiskHelperExit::Usage:
+      return "usage";
+    case DiskHelperExit::StartFailed:
+      return "start-failed";
   }
   return "?";
 }
@@ -48,15 +52,29 @@ Result<int> parse_int(std::string_view flag, std::string_view text, int min) {
   return value;
 }
 
+// Flags whose value is a string, and where it goes.
+struct StringFlag {
+  std::string_view flag;
+  std::string DiskHelperOptions::*member;
+};
+
+constexpr StringFlag kStringFlags[] = {
+    {"--file", &DiskHelperOptions::file},
+    {"--fuse-dir", &DiskHelperOptions::fuse_dir},
+    {"--fuse-name", &DiskHelperOptions::fuse_name},
+    {"--mount-point", &DiskHelperOptions::mount_point},
+    {"--fstype", &DiskHelperOptions::fstype},
+    {"--options", &DiskHelperOptions::mount_options},
+};
+
 // Flags that take a value, and where it goes.
 Result<void> set_value(DiskHelperOptions& o, std::string_view flag, std::string_view value) {
-  if (flag == "--file") o.file = value;
-  else if (flag == "--fuse-dir") o.fuse_dir = value;
-  else if (flag == "--fuse-name") o.fuse_name = value;
-  else if (flag == "--mount-point") o.mount_point = value;
-  else if (flag == "--fstype") o.fstype = value;
-  else if (flag == "--options") o.mount_options = value;
-  else if (flag == "--block-size") {
+  for (const StringFlag& f : kStringFlags) {
+    if (f.flag != flag) continue;
+    o.*f.member = value;
+    return {};
+  }
+  if (flag == "--block-size") {
     auto n = parse_int(flag, value, 512);
     if (!n) return std::unexpected(n.error());
     if (!valid_block_size(static_cast<std::uint32_t>(*n)))
@@ -73,11 +91,16 @@ Result<void> set_value(DiskHelperOptions& o, std::string_view flag, std::string_
 }
 
 bool set_switch(DiskHelperOptions& o, std::string_view flag) {
-  if (flag == "--mkfs") o.mkfs = true;
-  else if (flag == "--no-fsck") o.fsck = false;
-  else if (flag == "--cleanup") o.cleanup = true;
-  else if (flag == "--help" || flag == "-h") o.help = true;
-  else return false;
+  if (flag == "--mkfs")
+    o.mkfs = true;
+  else if (flag == "--no-fsck")
+    o.fsck = false;
+  else if (flag == "--cleanup")
+    o.cleanup = true;
+  else if (flag == "--help" || flag == "-h")
+    o.help = true;
+  else
+    return false;
   return true;
 }
 

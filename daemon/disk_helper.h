@@ -38,19 +38,19 @@ const char* to_string(DiskHelperExit exit);
 
 /// The command line.
 struct DiskHelperOptions {
-  std::string file;                  ///< --file: a plain file as the LUN.
-  std::uint32_t block_size = 512;    ///< --block-size (with --file).
-  std::string fuse_dir;              ///< --fuse-dir: where the FUSE file system is mounted.
-  std::string fuse_name = "disk";    ///< --fuse-name: the file's name in it.
-  std::string mount_point;           ///< --mount-point: empty: attach the loop device only.
-  std::string fstype = "ext4";       ///< --fstype.
-  std::string mount_options;         ///< --options, mount(8) style.
-  bool mkfs = false;                 ///< --mkfs: make a new file system first (erases the disk).
-  bool fsck = true;                  ///< --no-fsck turns off the preen before mounting.
-  int ready_fd = -1;                 ///< --ready-fd.
-  int control_fd = -1;               ///< --control-fd.
-  bool cleanup = false;              ///< --cleanup: release a dead helper's mounts and exit.
-  bool help = false;                 ///< --help.
+  std::string file;                ///< --file: a plain file as the LUN.
+  std::uint32_t block_size = 512;  ///< --block-size (with --file).
+  std::string fuse_dir;            ///< --fuse-dir: where the FUSE file system is mounted.
+  std::string fuse_name = "disk";  ///< --fuse-name: the file's name in it.
+  std::string mount_point;         ///< --mount-point: empty: attach the loop device only.
+  std::string fstype = "ext4";     ///< --fstype.
+  std::string mount_options;       ///< --options, mount(8) style.
+  bool mkfs = false;               ///< --mkfs: make a new file system first (erases the disk).
+  bool fsck = true;                ///< --no-fsck turns off the preen before mounting.
+  int ready_fd = -1;               ///< --ready-fd.
+  int control_fd = -1;             ///< --control-fd.
+  bool cleanup = false;            ///< --cleanup: release a dead helper's mounts and exit.
+  bool help = false;               ///< --help.
 };
 
 /// Parses the arguments after the program name; the error names the offending argument.

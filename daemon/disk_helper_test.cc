@@ -28,10 +28,9 @@ Result<DiskHelperOptions> parse(std::vector<const char*> args) {
 }
 
 TEST_CASE("parse_disk_helper_args: every option, both spellings") {
-  auto o = parse({"--file", "/srv/lun", "--fuse-dir=/run/d", "--fuse-name", "lun0",
-                  "--mount-point", "/srv/data", "--fstype=ext3", "--options", "noatime",
-                  "--mkfs", "--no-fsck", "--ready-fd", "4", "--control-fd=5", "--block-size",
-                  "4096"});
+  auto o = parse({"--file", "/srv/lun", "--fuse-dir=/run/d", "--fuse-name", "lun0", "--mount-point",
+                  "/srv/data", "--fstype=ext3", "--options", "noatime", "--mkfs", "--no-fsck",
+                  "--ready-fd", "4", "--control-fd=5", "--block-size", "4096"});
   REQUIRE_MESSAGE(o, o.error().to_string());
   CHECK(o->file == "/srv/lun");
   CHECK(o->fuse_dir == "/run/d");
@@ -113,8 +112,8 @@ struct DiskFixture {
   std::string fuse_dir() const { return dir.path() + "/fuse"; }
   std::string mount_point() const { return dir.path() + "/mnt"; }
   std::vector<std::string> args(bool mkfs) const {
-    std::vector<std::string> a = {"--file", lun(), "--fuse-dir", fuse_dir(), "--mount-point",
-                                  mount_point()};
+    std::vector<std::string> a = {"--file",   lun(),           "--fuse-dir",
+                                  fuse_dir(), "--mount-point", mount_point()};
     if (mkfs) a.push_back("--mkfs");
     return a;
   }
@@ -223,8 +222,8 @@ TEST_CASE("clusterd-disk: the daemon's end of the control socket closing stops i
 TEST_CASE("clusterd-disk: start failures are one line on the socket and on stderr, exit 3") {
   if (skip()) return;
   DiskFixture f;
-  auto missing = testing::HelperProcess::spawn(
-      {"--file", f.dir.path() + "/none", "--fuse-dir", f.fuse_dir()});
+  auto missing =
+      testing::HelperProcess::spawn({"--file", f.dir.path() + "/none", "--fuse-dir", f.fuse_dir()});
   REQUIRE(missing);
   auto line = (*missing)->read_line();
   REQUIRE(line);
@@ -282,11 +281,12 @@ TEST_CASE("clusterd-disk: fenced, fsync fails with EIO and ext4 aborts; check sa
   DiskFixture f;
   testing::FenceSwitch fence;
   std::string lun = f.lun();
-  auto helper = testing::HelperProcess::fork(f.options(true), [&]() -> Result<std::unique_ptr<BlockDevice>> {
-    auto file = FileBlockDevice::open(lun);
-    if (!file) return std::unexpected(file.error());
-    return std::make_unique<testing::FenceableBlockDevice>(std::move(*file), fence);
-  });
+  auto helper =
+      testing::HelperProcess::fork(f.options(true), [&]() -> Result<std::unique_ptr<BlockDevice>> {
+        auto file = FileBlockDevice::open(lun);
+        if (!file) return std::unexpected(file.error());
+        return std::make_unique<testing::FenceableBlockDevice>(std::move(*file), fence);
+      });
   REQUIRE(helper);
   auto ready = (*helper)->read_line();
   REQUIRE(ready);
@@ -304,9 +304,9 @@ TEST_CASE("clusterd-disk: fenced, fsync fails with EIO and ext4 aborts; check sa
   CHECK(answer->starts_with("error the disk refused a write: "));
   // jbd2 aborted the journal when its commit failed; ext4 notices at the next change it tries
   // and turns read-only (kernel: "Detected aborted journal").
-  auto change = testing::run_in_child(
-      [&] { return mkdir((mnt + "/new").c_str(), 0700) == 0 ? 0 : errno; },
-      std::chrono::seconds(20));
+  auto change =
+      testing::run_in_child([&] { return mkdir((mnt + "/new").c_str(), 0700) == 0 ? 0 : errno; },
+                            std::chrono::seconds(20));
   REQUIRE(change.has_value());
   CHECK((*change == EROFS || *change == EIO));
   auto mounts = read_mountinfo();

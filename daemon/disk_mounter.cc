@@ -46,8 +46,10 @@ int DiskMounter::run() {
     std::string_view command(buffer, static_cast<std::size_t>(n));
     if (command == kMounterStart) {
       auto device = start();
-      if (device) reply(std::string(kReplyReady) + *device);
-      else reply(std::string(kReplyError) + device.error().to_string());
+      if (device)
+        reply(std::string(kReplyReady) + *device);
+      else
+        reply(std::string(kReplyError) + device.error().to_string());
       if (!device) return 1;
     } else if (command == kMounterCheck) {
       auto ok = check();

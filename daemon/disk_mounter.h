@@ -23,7 +23,7 @@ inline constexpr std::string_view kMounterStop = "stop";    ///< server -> mount
 inline constexpr std::string_view kReplyReady = "ready ";   ///< + loop device path
 inline constexpr std::string_view kReplyOk = "ok";
 inline constexpr std::string_view kReplyStopped = "stopped";
-inline constexpr std::string_view kReplyError = "error ";   ///< + one sentence
+inline constexpr std::string_view kReplyError = "error ";  ///< + one sentence
 
 /// The mounter's side: a blocking loop over its socket until "stop" or the server's end.
 class DiskMounter {

@@ -34,10 +34,14 @@ std::string describe_exit(const siginfo_t& info) {
 
 const char* to_string(DiskServerState state) {
   switch (state) {
-    case DiskServerState::Starting: return "starting";
-    case DiskServerState::Ready: return "ready";
-    case DiskServerState::Stopping: return "stopping";
-    case DiskServerState::Done: return "done";
+    case DiskServerState::Starting:
+      return "starting";
+    case DiskServerState::Ready:
+      return "ready";
+    case DiskServerState::Stopping:
+      return "stopping";
+    case DiskServerState::Done:
+      return "done";
   }
   return "?";
 }
@@ -67,8 +71,7 @@ bool transition_allowed(DiskServerState from, DiskServerState to) {
   return false;
 }
 
-DiskServer::DiskServer(sd_event* loop, const DiskHelperOptions& options, Fd channel,
-                       pid_t mounter)
+DiskServer::DiskServer(sd_event* loop, const DiskHelperOptions& options, Fd channel, pid_t mounter)
     : loop_(loop), options_(options), channel_(std::move(channel)), mounter_(mounter) {}
 
 DiskServer::~DiskServer() = default;
@@ -174,8 +177,12 @@ void DiskServer::on_mounter_message(std::string_view message) {
   Expect expect = expected_.front();
   expected_.pop_front();
   switch (expect) {
-    case Expect::Start: on_start_reply(message); break;
-    case Expect::Check: answer(std::string(message)); break;
+    case Expect::Start:
+      on_start_reply(message);
+      break;
+    case Expect::Check:
+      answer(std::string(message));
+      break;
     case Expect::Stop:
       stop_done_ = message == kReplyStopped;
       if (!stop_done_ && message.starts_with(kReplyError))
@@ -248,7 +255,8 @@ int DiskServer::on_signal(sd_event_source*, const signalfd_siginfo* info, void* 
 }
 
 void DiskServer::on_fuse_gone() {
-  record_failure(fmt::format("the FUSE file system at {} was unmounted or aborted", options_.fuse_dir));
+  record_failure(
+      fmt::format("the FUSE file system at {} was unmounted or aborted", options_.fuse_dir));
   stop("FUSE connection lost");
 }
 
@@ -299,7 +307,8 @@ void DiskServer::announce(const std::string& line) {
   if (fd < 0) return;
   write_line(fd, line);
   // A separate readiness fd says one thing only; closing it lets a reader wait for its end.
-  if (options_.ready_fd >= 0 && options_.ready_fd != options_.control_fd) ::close(options_.ready_fd);
+  if (options_.ready_fd >= 0 && options_.ready_fd != options_.control_fd)
+    ::close(options_.ready_fd);
 }
 
 void DiskServer::announce_failure(const Error& error) { announce("error " + error.to_string()); }

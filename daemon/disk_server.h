@@ -6,13 +6,12 @@
 
 #include <sys/signalfd.h>
 #include <sys/types.h>
+#include <systemd/sd-event.h>
 
 #include <deque>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <systemd/sd-event.h>
 
 #include "block_device.h"
 #include "disk_helper.h"
@@ -84,10 +83,10 @@ class DiskServer {
   std::unique_ptr<BlockDevice> device_;
   std::unique_ptr<FuseFile> fuse_;
   DiskServerState state_ = DiskServerState::Starting;
-  std::deque<Expect> expected_;      ///< Replies the mounter owes, oldest first.
-  std::string control_input_;        ///< Bytes of an incomplete command line.
-  bool stop_from_control_ = false;   ///< "stop" came on the control fd: answer it there.
-  bool stop_done_ = false;           ///< The mounter answered "stopped".
+  std::deque<Expect> expected_;     ///< Replies the mounter owes, oldest first.
+  std::string control_input_;       ///< Bytes of an incomplete command line.
+  bool stop_from_control_ = false;  ///< "stop" came on the control fd: answer it there.
+  bool stop_done_ = false;          ///< The mounter answered "stopped".
   bool start_failed_ = false;
   bool announced_ = false;
   std::optional<std::string> failure_;  ///< Why the helper fails (the first reason).

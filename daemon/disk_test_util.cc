@@ -189,7 +189,8 @@ int write_pattern_file(const std::string& path, std::size_t size, unsigned seed)
   pattern(buffer, seed);
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) return errno;
-  if (::write(fd.get(), buffer.data(), size) != static_cast<ssize_t>(size)) return errno ? errno : EIO;
+  if (::write(fd.get(), buffer.data(), size) != static_cast<ssize_t>(size))
+    return errno ? errno : EIO;
   if (fsync(fd.get()) != 0) return errno;
   return 0;
 }

@@ -20,7 +20,8 @@ Result<std::unique_ptr<FileBlockDevice>> FileBlockDevice::open(const std::string
   if (fstat(fd.get(), &st) != 0) return fail_errno(errno, "cannot stat disk file {}", path);
   if (!S_ISREG(st.st_mode)) return fail("disk file {} is not a regular file", path);
   std::uint64_t blocks = static_cast<std::uint64_t>(st.st_size) / block_size;
-  if (blocks == 0) return fail("disk file {} is smaller than one block of {} bytes", path, block_size);
+  if (blocks == 0)
+    return fail("disk file {} is smaller than one block of {} bytes", path, block_size);
   return std::unique_ptr<FileBlockDevice>(
       new FileBlockDevice(path, std::move(fd), block_size, blocks));
 }

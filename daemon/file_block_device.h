@@ -37,7 +37,9 @@ class FileBlockDevice : public BlockDevice {
 
  private:
   FileBlockDevice(std::string path, Fd fd, std::uint32_t block_size, std::uint64_t block_count)
-      : path_(std::move(path)), fd_(std::move(fd)), block_size_(block_size),
+      : path_(std::move(path)),
+        fd_(std::move(fd)),
+        block_size_(block_size),
         block_count_(block_count) {}
   Result<void> check_range(std::uint64_t lba, std::uint32_t count, std::size_t bytes) const;
 

@@ -25,24 +25,34 @@ struct FlagOption {
 };
 
 constexpr std::array kFlagOptions = {
-    FlagOption{"ro", MS_RDONLY, true},          FlagOption{"rw", MS_RDONLY, false},
-    FlagOption{"nosuid", MS_NOSUID, true},      FlagOption{"suid", MS_NOSUID, false},
-    FlagOption{"nodev", MS_NODEV, true},        FlagOption{"dev", MS_NODEV, false},
-    FlagOption{"noexec", MS_NOEXEC, true},      FlagOption{"exec", MS_NOEXEC, false},
-    FlagOption{"sync", MS_SYNCHRONOUS, true},   FlagOption{"async", MS_SYNCHRONOUS, false},
-    FlagOption{"dirsync", MS_DIRSYNC, true},    FlagOption{"noatime", MS_NOATIME, true},
-    FlagOption{"atime", MS_NOATIME, false},     FlagOption{"nodiratime", MS_NODIRATIME, true},
-    FlagOption{"diratime", MS_NODIRATIME, false}, FlagOption{"relatime", MS_RELATIME, true},
-    FlagOption{"norelatime", MS_RELATIME, false}, FlagOption{"strictatime", MS_STRICTATIME, true},
-    FlagOption{"lazytime", MS_LAZYTIME, true},  FlagOption{"nolazytime", MS_LAZYTIME, false},
+    FlagOption{"ro", MS_RDONLY, true},
+    FlagOption{"rw", MS_RDONLY, false},
+    FlagOption{"nosuid", MS_NOSUID, true},
+    FlagOption{"suid", MS_NOSUID, false},
+    FlagOption{"nodev", MS_NODEV, true},
+    FlagOption{"dev", MS_NODEV, false},
+    FlagOption{"noexec", MS_NOEXEC, true},
+    FlagOption{"exec", MS_NOEXEC, false},
+    FlagOption{"sync", MS_SYNCHRONOUS, true},
+    FlagOption{"async", MS_SYNCHRONOUS, false},
+    FlagOption{"dirsync", MS_DIRSYNC, true},
+    FlagOption{"noatime", MS_NOATIME, true},
+    FlagOption{"atime", MS_NOATIME, false},
+    FlagOption{"nodiratime", MS_NODIRATIME, true},
+    FlagOption{"diratime", MS_NODIRATIME, false},
+    FlagOption{"relatime", MS_RELATIME, true},
+    FlagOption{"norelatime", MS_RELATIME, false},
+    FlagOption{"strictatime", MS_STRICTATIME, true},
+    FlagOption{"lazytime", MS_LAZYTIME, true},
+    FlagOption{"nolazytime", MS_LAZYTIME, false},
 };
 
 // fstab-only options that mean nothing to mount(2).
-constexpr std::array<std::string_view, 5> kIgnoredOptions = {"defaults", "auto", "noauto",
-                                                             "nofail", "_netdev"};
+constexpr std::array<std::string_view, 5> kIgnoredOptions = {"defaults", "auto", "noauto", "nofail",
+                                                             "_netdev"};
 // Options that change what mount does rather than how the file system behaves.
-constexpr std::array<std::string_view, 8> kRefusedOptions = {
-    "bind", "rbind", "remount", "move", "user", "users", "owner", "group"};
+constexpr std::array<std::string_view, 8> kRefusedOptions = {"bind", "rbind", "remount", "move",
+                                                             "user", "users", "owner",   "group"};
 
 bool contains(const auto& list, std::string_view item) {
   for (std::string_view entry : list)
@@ -53,7 +63,8 @@ bool contains(const auto& list, std::string_view item) {
 Result<void> apply_option(std::string_view item, MountOptions& out) {
   if (item.empty()) return fail("mount options have an empty item");
   if (contains(kIgnoredOptions, item) || item.starts_with("x-")) return {};
-  if (contains(kRefusedOptions, item)) return fail("mount option '{}' is not allowed for a disk", item);
+  if (contains(kRefusedOptions, item))
+    return fail("mount option '{}' is not allowed for a disk", item);
   for (const FlagOption& option : kFlagOptions) {
     if (option.name != item) continue;
     out.flags = option.set ? (out.flags | option.flag) : (out.flags & ~option.flag);
@@ -148,8 +159,10 @@ Result<void> mount_filesystem(const MountSpec& spec) {
 
 const char* to_string(UnmountMode mode) {
   switch (mode) {
-    case UnmountMode::Normal: return "normal";
-    case UnmountMode::Lazy: return "lazy";
+    case UnmountMode::Normal:
+      return "normal";
+    case UnmountMode::Lazy:
+      return "lazy";
   }
   return "?";
 }
@@ -180,9 +193,12 @@ Result<void> make_filesystem(const std::string& device, const std::string& fstyp
 
 const char* to_string(FsckOutcome outcome) {
   switch (outcome) {
-    case FsckOutcome::Clean: return "clean";
-    case FsckOutcome::Repaired: return "repaired";
-    case FsckOutcome::Skipped: return "skipped";
+    case FsckOutcome::Clean:
+      return "clean";
+    case FsckOutcome::Repaired:
+      return "repaired";
+    case FsckOutcome::Skipped:
+      return "skipped";
   }
   return "?";
 }
@@ -227,8 +243,7 @@ Result<std::vector<MountEntry>> read_mountinfo() {
   return parse_mountinfo(text.str());
 }
 
-std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts,
-                                     std::string_view path) {
+std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts, std::string_view path) {
   for (auto it = mounts.rbegin(); it != mounts.rend(); ++it)
     if (it->mount_point == path) return *it;
   return std::nullopt;

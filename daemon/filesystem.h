@@ -27,10 +27,10 @@ Result<MountOptions> parse_mount_options(std::string_view options);
 
 /// What to mount where.
 struct MountSpec {
-  std::string source;        ///< The block device.
-  std::string target;        ///< The mount point (created if missing).
+  std::string source;  ///< The block device.
+  std::string target;  ///< The mount point (created if missing).
   std::string fstype = "ext4";
-  std::string options;       ///< mount(8)-style, see parse_mount_options().
+  std::string options;  ///< mount(8)-style, see parse_mount_options().
 };
 
 /// mount(2) of `spec`.
@@ -52,9 +52,9 @@ Result<void> make_filesystem(const std::string& device, const std::string& fstyp
 
 /// What fsck did.
 enum class FsckOutcome {
-  Clean,      ///< Nothing to do.
-  Repaired,   ///< Errors corrected (e2fsck exit 1 or 2).
-  Skipped,    ///< No preen-mode checker for this type (its journal is replayed at mount).
+  Clean,     ///< Nothing to do.
+  Repaired,  ///< Errors corrected (e2fsck exit 1 or 2).
+  Skipped,   ///< No preen-mode checker for this type (its journal is replayed at mount).
 };
 const char* to_string(FsckOutcome outcome);
 
@@ -68,12 +68,12 @@ std::string e2fsck_reason(std::string_view output);
 
 /// One line of /proc/self/mountinfo.
 struct MountEntry {
-  dev_t device = 0;         ///< st_dev of the mounted file system (major:minor).
-  std::string mount_point;  ///< Unescaped.
-  std::string fstype;       ///< "ext4", "fuse.clusterd-disk".
-  std::string source;       ///< "/dev/loop3", "clusterd-disk".
-  std::string options;      ///< Per-mount options ("rw,relatime").
-  std::string super_options;///< Per-superblock options ("rw,errors=remount-ro").
+  dev_t device = 0;           ///< st_dev of the mounted file system (major:minor).
+  std::string mount_point;    ///< Unescaped.
+  std::string fstype;         ///< "ext4", "fuse.clusterd-disk".
+  std::string source;         ///< "/dev/loop3", "clusterd-disk".
+  std::string options;        ///< Per-mount options ("rw,relatime").
+  std::string super_options;  ///< Per-superblock options ("rw,errors=remount-ro").
 };
 
 /// True when the file system's superblock went read-only: "ro", or ext4's "emergency_ro"
@@ -85,8 +85,7 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text);
 /// The calling process's mount table.
 Result<std::vector<MountEntry>> read_mountinfo();
 /// The topmost mount at `path` (the last one listed), if any.
-std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts,
-                                     std::string_view path);
+std::optional<MountEntry> find_mount(const std::vector<MountEntry>& mounts, std::string_view path);
 
 /// Aborts the FUSE connection of the file system mounted with st_dev `device` by writing to
 /// /sys/fs/fuse/connections/<minor>/abort (mounting fusectl there first if needed): every

@@ -63,15 +63,17 @@ TEST_CASE("parse_mountinfo: the topmost of stacked mounts wins") {
 }
 
 TEST_CASE("e2fsck_reason: e2fsck's verdict rather than its advice") {
-  CHECK(e2fsck_reason("/dev/loop0: \nThe superblock could not be read\n    e2fsck -b 32768 <device>\n"
-                      "\ne2fsck: Bad magic number in super-block while trying to open /dev/loop0\n") ==
+  CHECK(e2fsck_reason(
+            "/dev/loop0: \nThe superblock could not be read\n    e2fsck -b 32768 <device>\n"
+            "\ne2fsck: Bad magic number in super-block while trying to open /dev/loop0\n") ==
         "e2fsck: Bad magic number in super-block while trying to open /dev/loop0");
   CHECK(e2fsck_reason("/dev/loop0: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n") ==
         "/dev/loop0: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.");
 }
 
 TEST_CASE("filesystem enums: every value has a name") {
-  for (auto mode : {UnmountMode::Normal, UnmountMode::Lazy}) CHECK(std::string(to_string(mode)) != "?");
+  for (auto mode : {UnmountMode::Normal, UnmountMode::Lazy})
+    CHECK(std::string(to_string(mode)) != "?");
   for (auto outcome : {FsckOutcome::Clean, FsckOutcome::Repaired, FsckOutcome::Skipped})
     CHECK(std::string(to_string(outcome)) != "?");
 }

@@ -1,9 +1,8 @@
 #include "fuse_file.h"
 
 #define FUSE_USE_VERSION 314
-#include <fuse3/fuse_lowlevel.h>
-
 #include <fcntl.h>
+#include <fuse3/fuse_lowlevel.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -168,14 +167,14 @@ struct FuseOps {
       const char* name;
       fuse_ino_t ino;
     };
-    const Entry entries[] = {{".", FUSE_ROOT_ID}, {"..", FUSE_ROOT_ID},
-                             {file.options_.file_name.c_str(), kFileIno}};
+    const Entry entries[] = {
+        {".", FUSE_ROOT_ID}, {"..", FUSE_ROOT_ID}, {file.options_.file_name.c_str(), kFileIno}};
     std::vector<char> out(size);
     std::size_t used = 0;
     for (off_t i = off; i < static_cast<off_t>(std::size(entries)); ++i) {
       struct stat st = file.attributes(entries[i].ino);
-      std::size_t need = fuse_add_direntry(req, out.data() + used, size - used, entries[i].name,
-                                           &st, i + 1);
+      std::size_t need =
+          fuse_add_direntry(req, out.data() + used, size - used, entries[i].name, &st, i + 1);
       if (need > size - used) break;
       used += need;
     }
@@ -210,7 +209,9 @@ struct FuseOps {
 };
 
 FuseFile::FuseFile(BlockDevice& device, FuseFileOptions options, GoneHandler on_gone)
-    : device_(device), options_(std::move(options)), on_gone_(std::move(on_gone)),
+    : device_(device),
+      options_(std::move(options)),
+      on_gone_(std::move(on_gone)),
       request_(new Request) {}
 
 Result<std::unique_ptr<FuseFile>> FuseFile::mount(sd_event* loop, BlockDevice& device,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <systemd/sd-event.h>
 
 #include <cstdint>
 #include <functional>
@@ -15,8 +16,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <systemd/sd-event.h>
 
 #include "block_device.h"
 #include "error.h"
@@ -28,8 +27,8 @@ namespace clusterd {
 
 /// Where and under which name the file appears.
 struct FuseFileOptions {
-  std::string directory;          ///< The FUSE mount point (an existing directory).
-  std::string file_name = "disk"; ///< The one file in it.
+  std::string directory;           ///< The FUSE mount point (an existing directory).
+  std::string file_name = "disk";  ///< The one file in it.
 };
 
 /// Counters of the requests served, for tests and the helper's messages.

@@ -89,7 +89,8 @@ TEST_CASE("FuseFile: one file of the device's size; unaligned reads and writes r
     if (pwrite(fd, text, sizeof text, 1000) != sizeof text) return 4;
     if (fsync(fd) != 0) return 5;
     char back[sizeof text] = {};
-    if (pread(fd, back, sizeof back, 1000) != sizeof back || memcmp(back, text, sizeof text)) return 6;
+    if (pread(fd, back, sizeof back, 1000) != sizeof back || memcmp(back, text, sizeof text))
+      return 6;
     char past = 0;
     if (pread(fd, &past, 1, kDiskBytes) != 0) return 7;
     return close(fd) == 0 ? 0 : 8;
