@@ -3,7 +3,7 @@
 the virtual IP moves, a TCP server already runs on every node (tiny_server on 0.0.0.0:7070,
 answering with its node's name).
 
-clusterd: heartbeat interval 10 ms, misses --misses (default 8, see below), group `vip` with
+clusterd: heartbeat interval 10 ms, misses --misses (default 5, see below), group `vip` with
 one `ip` resource (probe: false, monitor every 100 ms). keepalived 2.2.7: VRRP v3 on the public
 network, advert_int 0.01 (its minimum), the same VIP, priorities in the same order as clusterd's
 preferred owners (node1 > node2 > node3). Both in the same 3-node lab layout (a fresh lab per
@@ -14,10 +14,11 @@ fault  = at a random moment, the owner's switch ports go down (storage, private,
 outage = from the last answer of the old owner to the first answer of the new owner, seen by
          the client namespace opening a connection to the VIP every 10 ms.
 
-Why misses 8 (80 ms): clusterd's quorum guard stops a node's groups when its confirmation (the
-echoes of its heartbeats) is older than D - D/3 - max(5 ms, D/16) (docs/membership.md), and in
-steady state a confirmation is up to ~30 ms old at 10 ms heartbeats (echoes go out on the 20 ms
-housekeeping tick). D = 80 ms leaves ~20 ms for scheduling jitter; D = 50 ms would leave ~0.
+Why misses 5 (50 ms): clusterd's quorum guard stops a node's groups when its confirmation (the
+echoes of its heartbeats) is older than D - D/3 - max(5 ms, D/16) (docs/membership.md). Echoes
+answer each new heartbeat at once, so a confirmation is ~1 interval old in steady state; what
+is left for scheduling jitter and loop stalls is D - S - M - interval: 5 ms at misses 4 (one
+quorum event in 120 s under the CPU hog), ~13 ms at misses 5.
 Targets (issue 4): clusterd median <= 50 ms, clusterd/keepalived <= 1.0."""
 import argparse
 import statistics
