@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cstring>
 
@@ -40,9 +41,12 @@ InetAddress ipv4_any() {
   return any;
 }
 
-// An AF_PACKET socket for ARP on one interface; the kernel adds the Ethernet header.
+// An AF_PACKET socket receiving ARP on one interface; the kernel adds the Ethernet header.
+// Opened with protocol 0 and bound with ETH_P_ARP: a socket opened with a protocol is already
+// hooked into the receive path, and re-binding it to an interface unhooks it with
+// synchronize_net(), an RCU grace period (~10 ms measured here) during which the loop blocks.
 Result<Fd> open_arp_socket(int ifindex) {
-  Fd fd(socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ARP)));
+  Fd fd(socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return fail_errno(errno, "cannot open a packet socket for ARP");
   sockaddr_ll address{};
   address.sll_family = AF_PACKET;
@@ -51,6 +55,26 @@ Result<Fd> open_arp_socket(int ifindex) {
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) < 0)
     return fail_errno(errno, "cannot bind the ARP socket to interface {}", ifindex);
   return fd;
+}
+
+// The daemon's one packet socket for sending ARP (gratuitous ARP for every ip resource): it
+// receives nothing (protocol 0, never hooked into the receive path) and stays open for the life
+// of the process, because closing any packet socket waits for synchronize_net() (~10 ms), which
+// would stall the loop on every start and stop of an address.
+// A socket belongs to the network namespace it was opened in: one per namespace (the daemon has
+// one; tests switch namespaces).
+Result<int> arp_send_socket() {
+  static Fd shared;
+  static ino_t shared_ns = 0;
+  struct stat ns {};
+  if (stat("/proc/thread-self/ns/net", &ns) < 0)
+    return fail_errno(errno, "cannot tell this thread's network namespace");
+  if (!shared || shared_ns != ns.st_ino) {
+    shared = Fd(socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!shared) return fail_errno(errno, "cannot open a packet socket for ARP");
+    shared_ns = ns.st_ino;
+  }
+  return shared.get();
 }
 
 Result<void> send_arp(int fd, int ifindex, const ArpPacket& packet) {
@@ -192,9 +216,16 @@ Result<std::unique_ptr<Announcer>> Announcer::start(sd_event* loop, int ifindex,
   announcer->address_ = address;
   announcer->count_ = count;
   announcer->interval_ = interval;
-  auto fd = address.family == AF_INET ? open_arp_socket(ifindex) : open_icmpv6_socket(ifindex);
-  if (!fd) return std::unexpected(fd.error());
-  announcer->socket_ = std::move(*fd);
+  if (address.family == AF_INET) {
+    auto fd = arp_send_socket();
+    if (!fd) return std::unexpected(fd.error());
+    announcer->send_fd_ = *fd;
+  } else {
+    auto fd = open_icmpv6_socket(ifindex);
+    if (!fd) return std::unexpected(fd.error());
+    announcer->send_fd_ = fd->get();
+    announcer->socket_ = std::move(*fd);
+  }
   if (count == 0) return announcer;
   if (auto sent = announcer->send_one(); !sent) return std::unexpected(sent.error());
   if (announcer->finished()) return announcer;
@@ -209,8 +240,8 @@ Announcer::~Announcer() = default;
 Result<void> Announcer::send_one() {
   ++sent_;  // counted even when the send fails: the series keeps its length and pace
   if (address_.family == AF_INET)
-    return send_arp(socket_.get(), ifindex_, make_gratuitous_arp(mac_, address_));
-  return send_na(socket_.get(), ifindex_, mac_, address_);
+    return send_arp(send_fd_, ifindex_, make_gratuitous_arp(mac_, address_));
+  return send_na(send_fd_, ifindex_, mac_, address_);
 }
 
 int Announcer::on_timer(sd_event_source* source, Usec, void* userdata) noexcept {

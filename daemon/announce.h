@@ -76,7 +76,8 @@ class Announcer {
   Result<void> send_one();
   static int on_timer(sd_event_source* source, Usec usec, void* userdata) noexcept;
 
-  Fd socket_;
+  Fd socket_;        ///< IPv6: our ICMPv6 socket. IPv4: empty (the daemon's shared ARP socket).
+  int send_fd_ = -1;  ///< Where announcements go out.
   EventSourcePtr timer_;
   int ifindex_ = 0;
   MacAddress mac_{};

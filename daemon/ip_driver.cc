@@ -144,6 +144,7 @@ class IpDriver final : public ResourceDriver {
   bool online_ = false;            // started (or adopted) and not stopped since
   bool failure_reported_ = false;  // report_failure said so already for this start
   std::unique_ptr<ArpProbe> probe_;
+  std::unique_ptr<ArpProbe> spent_probe_;  ///< Finished; closed later, off the takeover path.
   std::unique_ptr<Announcer> announcer_;
   NetlinkWatcher::Subscription subscription_;
   EventSourcePtr completion_;
@@ -224,7 +225,9 @@ void IpDriver::probe_then_add(Done done) {
   auto probe = ArpProbe::start(
       loop_, target_->ifindex, target_->mac, vip(), params_.probe_wait,
       [this, done = std::move(done)](ArpProbe::Outcome outcome) mutable {
-        probe_.reset();
+        // Closed only after the address is added and announced: closing a packet socket waits
+        // for an RCU grace period (~10 ms), which must not delay the takeover.
+        spent_probe_ = std::move(probe_);
         if (outcome.in_use)
           return complete(std::move(done),
                           failed(fmt::format("{} is already in use by {}", vip_text(),
@@ -327,6 +330,7 @@ void IpDriver::monitor(MonitorLevel, Done done) {
 
 void IpDriver::cancel() {
   probe_.reset();
+  spent_probe_.reset();
   completion_.reset();
   completion_done_ = nullptr;
 }
