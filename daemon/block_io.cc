@@ -24,6 +24,34 @@ std::size_t clamp_length(const BlockDevice& device, std::uint64_t offset, std::s
   return static_cast<std::size_t>(std::min<std::uint64_t>(length, size - offset));
 }
 
+/// One piece of a byte range on a device: whole blocks (`blocks` > 0) or part of one block.
+struct Extent {
+  std::uint64_t lba = 0;
+  std::size_t done = 0;    ///< Bytes of the range before this piece.
+  std::size_t within = 0;  ///< Offset inside the block (partial pieces).
+  std::size_t bytes = 0;   ///< Length of this piece.
+  std::uint32_t blocks = 0;
+};
+
+/// Calls `fn(extent)` for the pieces of [offset, offset + length), in order; stops at an error.
+template <typename Fn>
+Result<void> for_each_extent(std::uint32_t bs, std::uint64_t offset, std::size_t length, Fn&& fn) {
+  std::size_t done = 0;
+  while (done < length) {
+    std::uint64_t pos = offset + done;
+    Extent e{pos / bs, done, static_cast<std::size_t>(pos % bs), 0, 0};
+    if (e.within == 0 && length - done >= bs) {
+      e.blocks = whole_blocks(length - done, bs);
+      e.bytes = std::size_t{e.blocks} * bs;
+    } else {
+      e.bytes = std::min<std::size_t>(bs - e.within, length - done);
+    }
+    if (auto ok = fn(e); !ok) return ok;
+    done += e.bytes;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::uint64_t device_bytes(const BlockDevice& device) {
@@ -34,25 +62,14 @@ Result<std::size_t> read_bytes(BlockDevice& device, std::uint64_t offset,
                                std::span<std::byte> out) {
   const std::uint32_t bs = device.block_size();
   const std::size_t length = clamp_length(device, offset, out.size());
-  std::vector<std::byte> bounce;
-  std::size_t done = 0;
-  while (done < length) {
-    std::uint64_t pos = offset + done;
-    std::uint64_t lba = pos / bs;
-    std::size_t within = static_cast<std::size_t>(pos % bs);
-    if (within == 0 && length - done >= bs) {
-      std::uint32_t count = whole_blocks(length - done, bs);
-      if (auto ok = device.read(lba, count, out.subspan(done, std::size_t{count} * bs)); !ok)
-        return std::unexpected(ok.error());
-      done += std::size_t{count} * bs;
-      continue;
-    }
-    bounce.resize(bs);
-    if (auto ok = device.read(lba, 1, bounce); !ok) return std::unexpected(ok.error());
-    std::size_t n = std::min<std::size_t>(bs - within, length - done);
-    std::memcpy(out.data() + done, bounce.data() + within, n);
-    done += n;
-  }
+  std::vector<std::byte> bounce(bs);
+  auto ok = for_each_extent(bs, offset, length, [&](const Extent& e) -> Result<void> {
+    if (e.blocks > 0) return device.read(e.lba, e.blocks, out.subspan(e.done, e.bytes));
+    if (auto r = device.read(e.lba, 1, bounce); !r) return r;
+    std::memcpy(out.data() + e.done, bounce.data() + e.within, e.bytes);
+    return {};
+  });
+  if (!ok) return std::unexpected(ok.error());
   return length;
 }
 
@@ -62,26 +79,15 @@ Result<std::size_t> write_bytes(BlockDevice& device, std::uint64_t offset,
   const std::size_t length = clamp_length(device, offset, data.size());
   if (length == 0 && !data.empty())
     return fail_errno(ENOSPC, "write at byte {} lies past the end of the device", offset);
-  std::vector<std::byte> bounce;
-  std::size_t done = 0;
-  while (done < length) {
-    std::uint64_t pos = offset + done;
-    std::uint64_t lba = pos / bs;
-    std::size_t within = static_cast<std::size_t>(pos % bs);
-    if (within == 0 && length - done >= bs) {
-      std::uint32_t count = whole_blocks(length - done, bs);
-      if (auto ok = device.write(lba, count, data.subspan(done, std::size_t{count} * bs)); !ok)
-        return std::unexpected(ok.error());
-      done += std::size_t{count} * bs;
-      continue;
-    }
-    bounce.resize(bs);
-    if (auto ok = device.read(lba, 1, bounce); !ok) return std::unexpected(ok.error());
-    std::size_t n = std::min<std::size_t>(bs - within, length - done);
-    std::memcpy(bounce.data() + within, data.data() + done, n);
-    if (auto ok = device.write(lba, 1, bounce); !ok) return std::unexpected(ok.error());
-    done += n;
-  }
+  std::vector<std::byte> bounce(bs);
+  auto ok = for_each_extent(bs, offset, length, [&](const Extent& e) -> Result<void> {
+    if (e.blocks > 0) return device.write(e.lba, e.blocks, data.subspan(e.done, e.bytes));
+    // Read-modify-write of a partial block.
+    if (auto r = device.read(e.lba, 1, bounce); !r) return r;
+    std::memcpy(bounce.data() + e.within, data.data() + e.done, e.bytes);
+    return device.write(e.lba, 1, bounce);
+  });
+  if (!ok) return std::unexpected(ok.error());
   return length;
 }
 
