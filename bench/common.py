@@ -30,3 +30,26 @@ def summary(name, values, unit="ms", target=None):
         line += f"  (target <= {target} {unit}: {'met' if med <= target else 'NOT met'})"
     print(line, flush=True)
     return med
+
+
+def kill_restart_samples(daemon, port, runs, wait_reaped=False):
+    """SIGKILLs the main process of resource app/server `runs` times; each sample is the time
+    until the server accepts a connection again (ms). With `wait_reaped`, probing starts once the
+    old process is gone, so a connect cannot reach the dying process (systemd reaps it, not us)."""
+    import signal
+    import time
+    samples = []
+    for _ in range(runs):
+        pid = daemon.resource("app", "server")["pid"]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        while wait_reaped and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.0002)
+        while not connects(port, timeout=0.01):
+            if time.monotonic() - t0 > 10:
+                raise SystemExit("server did not come back within 10 s")
+            time.sleep(0.001)
+        samples.append((time.monotonic() - t0) * 1000)
+        harness.wait_for(lambda: (r := daemon.resource("app", "server"))["state"] == "online"
+                         and r["pid"] not in (0, pid), what="server online again")
+    return samples

@@ -5,12 +5,9 @@ Runs the real daemon with one group holding one process resource (bench/tiny_ser
 main process N times and measures from the kill to the first successful connect, probing every
 millisecond. Target (issue 2): median <= 50 ms over 20 runs."""
 import argparse
-import os
 import shutil
-import signal
-import time
 
-from common import TINY_SERVER, connects, free_port, harness, summary
+from common import TINY_SERVER, connects, free_port, harness, summary, kill_restart_samples
 
 
 def main():
@@ -35,17 +32,7 @@ def main():
         d.start()
         d.wait_group("app", "online")
         harness.wait_for(lambda: connects(port), what="server up")
-        samples = []
-        for _ in range(args.runs):
-            pid = d.resource("app", "server")["pid"]
-            t0 = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            while not connects(port, timeout=0.01):
-                if time.monotonic() - t0 > 10:
-                    raise SystemExit("server did not come back within 10 s")
-                time.sleep(0.001)
-            samples.append((time.monotonic() - t0) * 1000)
-            harness.wait_for(lambda: d.resource("app", "server")["state"] == "online")
+        samples = kill_restart_samples(d, port, args.runs)
         summary("kill -9 -> serving again", samples, target=50)
     finally:
         d.stop()

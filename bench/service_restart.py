@@ -10,10 +10,8 @@ the unit. Target (issue 6): median <= 100 ms over 20 runs."""
 import argparse
 import os
 import shutil
-import signal
-import time
 
-from common import TINY_SERVER, connects, free_port, harness, summary
+from common import TINY_SERVER, connects, free_port, harness, summary, kill_restart_samples
 
 import systemd_user
 
@@ -45,22 +43,7 @@ def main():
         d.start()
         d.wait_group("app", "online")
         harness.wait_for(lambda: connects(port), what="server up")
-        samples = []
-        for _ in range(args.runs):
-            pid = d.resource("app", "server")["pid"]
-            t0 = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            # The old process's socket is gone once it is reaped; wait for that before probing,
-            # so a connect cannot reach the dying process.
-            while os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.0002)
-            while not connects(port, timeout=0.01):
-                if time.monotonic() - t0 > 10:
-                    raise SystemExit("server did not come back within 10 s")
-                time.sleep(0.001)
-            samples.append((time.monotonic() - t0) * 1000)
-            harness.wait_for(lambda: (r := d.resource("app", "server"))["state"] == "online"
-                             and r["pid"] not in (0, pid))
+        samples = kill_restart_samples(d, port, args.runs, wait_reaped=True)
         summary("service: kill -9 -> serving again", samples, target=100)
     finally:
         d.stop()
