@@ -101,12 +101,17 @@ Result<void> apply(const std::string& key, const std::string& text, DiskParams& 
   return {};
 }
 
-std::string without_prefix(std::string line) {
-  if (line.starts_with(kHelperPrefix)) line.erase(0, kHelperPrefix.size());
-  return line;
-}
-
 }  // namespace
+
+std::string helper_sentence(std::string_view output) {
+  // The helper's reason is its last "clusterd-disk: " line; log lines may follow it.
+  std::size_t at = output.rfind(std::string("\n").append(kHelperPrefix));
+  if (at != std::string_view::npos) ++at;
+  else if (output.starts_with(kHelperPrefix)) at = 0;
+  else return last_line_of(output);
+  std::string_view rest = output.substr(at + kHelperPrefix.size());
+  return last_line_of(rest.substr(0, rest.find('\n')));
+}
 
 Result<DiskParams> parse_disk_params(const Params& params) {
   DiskParams out;
@@ -258,7 +263,7 @@ void DiskDriver::start(Done done) {
   run_cleanup([this](const ChildExit& exit) {
     if (!exit.success())
       log(LogLevel::Warning, {{"RESOURCE", name_}}, "clusterd-disk --cleanup {}: {}, starting anyway",
-          exit.describe(), without_prefix(exit.last_line()));
+          exit.describe(), helper_sentence(exit.output));
     spawn_helper();
   });
 }
@@ -402,7 +407,7 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
 
 std::string DiskDriver::helper_reason(const ChildExit& exit) const {
   std::string reason = fmt::format("disk helper {}", exit.describe());
-  std::string line = without_prefix(exit.last_line());
+  std::string line = helper_sentence(exit.output);
   if (!line.empty()) reason += ": " + line;
   return reason;
 }
@@ -415,7 +420,7 @@ void DiskDriver::kill_and_clean(ActionResult result) {
     phase_ = Phase::Idle;
     if (exit.success()) return finish(result);
     finish({ActionStatus::Failed,
-            fmt::format("cannot release the disk's mounts: {}", without_prefix(exit.last_line())),
+            fmt::format("cannot release the disk's mounts: {}", helper_sentence(exit.output)),
             -1});
   });
 }

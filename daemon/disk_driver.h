@@ -60,6 +60,10 @@ std::vector<std::string> disk_helper_argv(const DiskParams& params, const DiskIn
 /// The command line that releases what a dead helper left: clusterd-disk --cleanup.
 std::vector<std::string> disk_cleanup_argv(const DiskParams& params, const DiskInvocation& how);
 
+/// The helper's reason in its output: the last "clusterd-disk: <sentence>" line without the
+/// prefix (log lines may come after it), else the last line.
+std::string helper_sentence(std::string_view output);
+
 /// clusterd-disk beside the running executable when it exists (a build tree), else the
 /// installed libexecdir/clusterd/clusterd-disk.
 std::string default_disk_helper();

@@ -141,3 +141,16 @@ TEST_CASE("disk_type_info: required parameters and advised timeouts") {
 }
 
 }  // namespace clusterd
+
+namespace clusterd {
+
+TEST_CASE("helper_sentence: the helper's own reason, not the log lines after it") {
+  CHECK(helper_sentence("clusterd-disk: reservation lost: held by node 2\n"
+                        "clusterd[9] notice: failed: stopping -> done\n") ==
+        "reservation lost: held by node 2");
+  CHECK(helper_sentence("x\nclusterd-disk: a\nclusterd-disk: b\ny\n") == "b");
+  CHECK(helper_sentence("just a line\n") == "just a line");
+  CHECK(helper_sentence("") == "");
+}
+
+}  // namespace clusterd

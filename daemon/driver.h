@@ -135,7 +135,7 @@ struct BuiltinType {
 /// Every built-in type, in the order people should read them.
 std::span<const BuiltinType> builtin_types();
 
-/// Names of the built-in types, "process, ocf, ip, service".
+/// Names of the built-in types, "process, ocf, ip, service, disk".
 std::string builtin_type_names();
 
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,

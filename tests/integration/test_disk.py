@@ -141,7 +141,8 @@ def disk_config(tgtd, node, node_id, mount_point, extra_resources=""):
               looks_alive: 1s
               is_alive: 2s
             restart:
-              restart: false
+              policy: never
+            affects_group: false
 {extra_resources}
     """
 
@@ -240,7 +241,7 @@ def test_second_node_takes_over_first_is_fenced_and_its_resource_fails(workdir, 
     write_a()
     lun = a.wait_resource("data", "lun", lambda r: r["state"] in ("failed", "offline"),
                           timeout=30, what="node 1's disk to fail")
-    assert "reservation lost" in a.log_text() or "reservation lost" in str(lun)
+    assert "reservation lost: held by node 2" in lun["reason"], lun
     # The fenced node released nothing of the new owner's.
     assert tgtd.reservation() == {"holder": "node 2 exclusive-access", "keys": ["node 2"]}
     assert not os.path.exists(os.path.join(mnt_b, "late"))
