@@ -15,6 +15,7 @@
 
 #include "config_load.h"
 #include "daemon_policy.h"
+#include "disk_driver.h"
 #include "log.h"
 #include "netlink_watcher.h"
 #include "systemd_manager.h"
@@ -137,6 +138,9 @@ void Daemon::start_manager() {
   context.loop = loop_;
   context.node_name = node_;
   context.cluster_name = config_->cluster.name;
+  context.cluster_id = config_->cluster.id;
+  context.node_id = config_->find_node(node_)->id;  // checked in load_initial_config()
+  context.disk_helper = default_disk_helper();
   context.ocf_root = options_.ocf_root;
   context.state_dir = options_.state_dir;
   // One rtnetlink watcher for every ip resource. Without it only ip resources fail (with this

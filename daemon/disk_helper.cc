@@ -11,6 +11,7 @@
 #include <optional>
 #include <string_view>
 
+#include "child.h"
 #include "disk_mounter.h"
 #include "disk_server.h"
 #include "file_block_device.h"
@@ -34,12 +35,17 @@ const char* to_string(DiskHelperExit exit) {
 }
 
 const char* disk_helper_usage() {
-  return "usage: clusterd-disk --file PATH [--block-size N] --fuse-dir DIR [--fuse-name NAME]\n"
-         "                     [--mount-point DIR [--fstype TYPE] [--options OPTS] [--mkfs]\n"
-         "                     [--no-fsck]] [--ready-fd FD] [--control-fd FD]\n"
+  return "usage: clusterd-disk DISK --fuse-dir DIR [--fuse-name NAME]\n"
+         "                     [--mount-point DIR [--fstype TYPE] [--options OPTS] [--mkfs |\n"
+         "                     --mkfs-if-blank] [--no-fsck]] [--ready-fd FD] [--control-fd FD]\n"
          "       clusterd-disk --cleanup --fuse-dir DIR [--mount-point DIR]\n"
+         "       clusterd-disk --show-reservation ISCSI\n"
+         "DISK is --file PATH [--block-size N], or ISCSI --cluster-id N --node-id N\n"
+         "     [--io-timeout SECONDS] [--take-over]\n"
+         "ISCSI is --portal HOST[:PORT] [--portal ...] --target IQN [--lun N] --initiator IQN\n"
          "Serves the disk as DIR/NAME over FUSE, attaches a loop device to it and mounts it.\n"
-         "Readiness: \"ready /dev/loopN\" on FD; commands on the control FD: check, stop.\n";
+         "Readiness: \"ready /dev/loopN\" on FD; commands on the control FD: check, restore,\n"
+         "stop.\n";
 }
 
 namespace {
@@ -60,12 +66,20 @@ struct StringFlag {
 
 constexpr StringFlag kStringFlags[] = {
     {"--file", &DiskHelperOptions::file},
+    {"--target", &DiskHelperOptions::target},
+    {"--initiator", &DiskHelperOptions::initiator},
     {"--fuse-dir", &DiskHelperOptions::fuse_dir},
     {"--fuse-name", &DiskHelperOptions::fuse_name},
     {"--mount-point", &DiskHelperOptions::mount_point},
     {"--fstype", &DiskHelperOptions::fstype},
     {"--options", &DiskHelperOptions::mount_options},
 };
+
+std::optional<std::uint32_t*> id_flag(DiskHelperOptions& o, std::string_view flag) {
+  if (flag == "--cluster-id") return &o.cluster_id;
+  if (flag == "--node-id") return &o.node_id;
+  return std::nullopt;
+}
 
 // Flags that take a value, and where it goes.
 Result<void> set_value(DiskHelperOptions& o, std::string_view flag, std::string_view value) {
@@ -74,7 +88,21 @@ Result<void> set_value(DiskHelperOptions& o, std::string_view flag, std::string_
     o.*f.member = value;
     return {};
   }
-  if (flag == "--block-size") {
+  if (flag == "--portal") {
+    if (value.empty()) return fail("--portal needs HOST[:PORT], not an empty string");
+    o.portals.emplace_back(value);
+  } else if (auto id = id_flag(o, flag)) {
+    // Reservation keys hold 24 bits of cluster id and node ids 1..255 (scsi_pr.h).
+    auto n = parse_int(flag, value, 1);
+    if (!n) return std::unexpected(n.error());
+    int max = flag == "--node-id" ? 255 : (1 << 24) - 1;
+    if (*n > max) return fail("{} must be at most {}, not {}", flag, max, *n);
+    **id = static_cast<std::uint32_t>(*n);
+  } else if (flag == "--lun" || flag == "--io-timeout") {
+    auto n = parse_int(flag, value, flag == "--lun" ? 0 : 1);
+    if (!n) return std::unexpected(n.error());
+    (flag == "--lun" ? o.lun : o.io_timeout) = *n;
+  } else if (flag == "--block-size") {
     auto n = parse_int(flag, value, 512);
     if (!n) return std::unexpected(n.error());
     if (!valid_block_size(static_cast<std::uint32_t>(*n)))
@@ -93,10 +121,16 @@ Result<void> set_value(DiskHelperOptions& o, std::string_view flag, std::string_
 bool set_switch(DiskHelperOptions& o, std::string_view flag) {
   if (flag == "--mkfs")
     o.mkfs = true;
+  else if (flag == "--mkfs-if-blank")
+    o.mkfs_if_blank = true;
   else if (flag == "--no-fsck")
     o.fsck = false;
   else if (flag == "--cleanup")
     o.cleanup = true;
+  else if (flag == "--take-over")
+    o.take_over = true;
+  else if (flag == "--show-reservation")
+    o.show_reservation = true;
   else if (flag == "--help" || flag == "-h")
     o.help = true;
   else
@@ -104,18 +138,52 @@ bool set_switch(DiskHelperOptions& o, std::string_view flag) {
   return true;
 }
 
+Result<void> validate_iscsi(const DiskHelperOptions& o, bool need_key) {
+  if (o.target.empty()) return fail("--target is required with --portal");
+  if (o.initiator.empty()) return fail("--initiator is required with --portal");
+  if (need_key && (o.cluster_id == 0 || o.node_id == 0))
+    return fail("--cluster-id and --node-id are required with --portal (the reservation key)");
+  return {};
+}
+
 Result<void> validate(const DiskHelperOptions& o) {
   if (o.help) return {};
+  if (o.show_reservation) {
+    if (o.portals.empty()) return fail("--show-reservation needs --portal");
+    return validate_iscsi(o, false);
+  }
   if (o.fuse_dir.empty()) return fail("--fuse-dir is required");
   if (o.cleanup) return {};
-  if (o.file.empty()) return fail("--file is required (the disk to serve)");
+  if (!o.file.empty() && !o.portals.empty())
+    return fail("--file and --portal exclude each other (one disk per helper)");
+  if (o.file.empty() && o.portals.empty())
+    return fail("--file or --portal is required (the disk to serve)");
+  if (!o.portals.empty()) {
+    if (auto ok = validate_iscsi(o, true); !ok) return ok;
+  } else if (o.take_over) {
+    return fail("--take-over needs --portal (a file has no reservation)");
+  }
   if (o.mkfs && o.mount_point.empty()) return fail("--mkfs needs --mount-point");
+  if (o.mkfs_if_blank && o.mount_point.empty()) return fail("--mkfs-if-blank needs --mount-point");
   if (o.fuse_name.empty() || o.fuse_name.find('/') != std::string::npos)
     return fail("--fuse-name must be one path component");
   return {};
 }
 
 }  // namespace
+
+Result<bool> has_filesystem(const std::string& device, Duration timeout) {
+  ChildSpec spec;
+  spec.argv = {"blkid", "-p", "-o", "value", "-s", "TYPE", device};
+  spec.env = {std::string("PATH=") + kDefaultPath};
+  auto exit = run_child_sync(spec, timeout);
+  if (!exit) return std::unexpected(exit.error());
+  // blkid(8): 0 = a signature was found, 2 = none could be identified.
+  if (exit->success()) return true;
+  if (exit->end == ChildEnd::Exited && exit->status == 2) return false;
+  return fail("cannot tell whether {} holds a file system: blkid -p {} ({})", device,
+              exit->describe(), exit->last_line());
+}
 
 Result<DiskHelperOptions> parse_disk_helper_args(std::span<const char* const> args) {
   DiskHelperOptions options;

@@ -51,7 +51,8 @@ TEST_CASE("parse_disk_helper_args: defaults and the errors an administrator sees
   CHECK(o->fstype == "ext4");
   CHECK(o->fsck);
   CHECK(o->control_fd == -1);
-  CHECK(parse({"--fuse-dir", "d"}).error().message == "--file is required (the disk to serve)");
+  CHECK(parse({"--fuse-dir", "d"}).error().message ==
+        "--file or --portal is required (the disk to serve)");
   CHECK(parse({"--file", "f"}).error().message == "--fuse-dir is required");
   CHECK(parse({"--file", "f", "--fuse-dir", "d", "--mkfs"}).error().message ==
         "--mkfs needs --mount-point");

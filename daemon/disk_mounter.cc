@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "disk_helper.h"
 #include "filesystem.h"
 #include "log.h"
 
@@ -90,7 +91,15 @@ Result<std::string> DiskMounter::start() {
 }
 
 Result<void> DiskMounter::prepare_filesystem() {
-  if (options_.mkfs) return make_filesystem(loop_->path(), options_.fstype, kToolTimeout);
+  bool make = options_.mkfs;
+  if (options_.mkfs_if_blank) {
+    // A disk resource with mkfs: true formats a blank LUN at its first start and never again:
+    // anything blkid recognises is kept.
+    auto found = has_filesystem(loop_->path(), kToolTimeout);
+    if (!found) return std::unexpected(found.error());
+    make = !*found;
+  }
+  if (make) return make_filesystem(loop_->path(), options_.fstype, kToolTimeout);
   if (!options_.fsck) return {};
   auto outcome = check_filesystem(loop_->path(), options_.fstype, kToolTimeout);
   if (!outcome) return std::unexpected(outcome.error());

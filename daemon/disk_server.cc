@@ -82,6 +82,10 @@ Result<void> DiskServer::start(const BlockDeviceOpener& open) {
   auto device = open();
   if (!device) return std::unexpected(device.error());
   device_ = std::move(*device);
+  // An iSCSI LUN comes with its reservation (disk_helper.h): checked on "check", restored on
+  // "restore", released at the end of an orderly stop.
+  guard_ = dynamic_cast<ReservationGuard*>(device_.get());
+  if (guard_) guard_->set_fenced_handler([this] { on_fenced(); });
   if (auto ok = set_io_flusher(); !ok) {
     // Needs CAP_SYS_RESOURCE, which some containers drop. Serving without it works until memory
     // is short enough that reclaim writes back through our own loop device.
@@ -207,17 +211,14 @@ void DiskServer::on_start_reply(std::string_view message) {
 
 void DiskServer::on_control_line(std::string_view line) {
   if (line == "check") {
-    if (state_ != DiskServerState::Ready)
-      answer(fmt::format("error the disk is {}, not ready", to_string(state_)));
-    else if (fuse_ && fuse_->first_write_error())
-      answer("error the disk refused a write: " + fuse_->first_write_error()->to_string());
-    else
-      send_mounter(kMounterCheck, Expect::Check);
+    check();
+  } else if (line == "restore") {
+    restore();
   } else if (line == "stop") {
     stop_from_control_ = true;
     stop("stop requested");
   } else if (!line.empty()) {
-    answer(fmt::format("error unknown command '{}' (check, stop)", line));
+    answer(fmt::format("error unknown command '{}' (check, restore, stop)", line));
   }
 }
 
@@ -241,6 +242,36 @@ int DiskServer::on_control(sd_event_source*, int fd, uint32_t, void* userdata) n
   }
   if (self->control_input_.size() > kMaxControlLine) self->control_input_.clear();
   return 0;
+}
+
+void DiskServer::check() {
+  if (failure_) return answer("error " + *failure_);
+  if (state_ != DiskServerState::Ready)
+    return answer(fmt::format("error the disk is {}, not ready", to_string(state_)));
+  if (guard_) {
+    // IsAlive's first half: READ RESERVATION shows us holding the LUN. The mounter's check
+    // below adds the small read through the whole data path.
+    auto held = guard_->check_reservation();
+    if (!held && held.error().errno_value == ENODATA) return answer("vacant " + held.error().message);
+    if (!held) return answer("error " + (guard_->fenced() ? *guard_->fenced() : held.error().to_string()));
+  }
+  if (fuse_ && fuse_->first_write_error())
+    return answer("error the disk refused a write: " + fuse_->first_write_error()->to_string());
+  send_mounter(kMounterCheck, Expect::Check);
+}
+
+void DiskServer::restore() {
+  if (!guard_) return answer("error this disk has no reservation to restore");
+  if (failure_) return answer("error " + *failure_);
+  auto restored = guard_->restore_reservation();
+  answer(restored ? std::string("ok") : "error " + restored.error().to_string());
+}
+
+void DiskServer::on_fenced() {
+  // Another node holds the LUN now: nothing we still write can land, and the daemon must learn
+  // it (next check, or our exit) so that the resource fails here.
+  record_failure(*guard_->fenced());
+  stop("fenced");
 }
 
 void DiskServer::stop(std::string_view why) {
@@ -285,6 +316,10 @@ void DiskServer::finish() {
   if (device_ && !start_failed_) {
     if (auto ok = device_->flush(); !ok) record_failure(ok.error().to_string());
   }
+  // Release and unregister, also after a failed start: the next owner then starts without
+  // preempting anybody. It succeeds too once we were fenced (the new owner keeps its hold).
+  if (guard_)
+    if (auto ok = guard_->release_reservation(); !ok) record_failure(ok.error().to_string());
   if (fuse_) fuse_->unmount();
   exit_ = start_failed_ ? DiskHelperExit::StartFailed
           : failure_    ? DiskHelperExit::Failed

@@ -64,6 +64,9 @@ class DiskServer {
   void on_start_reply(std::string_view message);
   void on_mounter_exit(const siginfo_t& info);
   void on_control_line(std::string_view line);
+  void check();
+  void restore();
+  void on_fenced();
   void on_fuse_gone();
   void finish();
   void set_state(DiskServerState next, std::string_view why);
@@ -81,6 +84,7 @@ class DiskServer {
   Fd channel_;
   pid_t mounter_;
   std::unique_ptr<BlockDevice> device_;
+  ReservationGuard* guard_ = nullptr;  ///< device_'s reservation (iSCSI mode), else null.
   std::unique_ptr<FuseFile> fuse_;
   DiskServerState state_ = DiskServerState::Starting;
   std::deque<Expect> expected_;     ///< Replies the mounter owes, oldest first.

@@ -1,5 +1,6 @@
 #include "driver.h"
 
+#include "disk_driver.h"
 #include "log.h"
 #include "ip_driver.h"
 #include "ocf_agent.h"
@@ -74,6 +75,7 @@ constexpr BuiltinType kBuiltinTypes[] = {
     {"ocf", nullptr, make<OcfAgentDriver>},
     {"ip", ip_type_info, make_ip_driver},
     {"service", service_type_info, make_service_driver},
+    {"disk", disk_type_info, make_disk_driver},
 };
 
 }  // namespace

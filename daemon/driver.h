@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -84,6 +85,11 @@ struct DriverContext {
   sd_event* loop = nullptr;
   std::string node_name;
   std::string cluster_name;
+  std::uint32_t cluster_id = 0;  ///< With node_id, the reservation key of disk resources.
+  std::uint32_t node_id = 0;
+  /// The per-disk helper (disk type): libexecdir/clusterd/clusterd-disk, or the one beside the
+  /// daemon's own executable when that exists (a build tree).
+  std::string disk_helper;
   std::string group;
   std::string ocf_root = "/usr/lib/ocf";
   std::string state_dir = "/var/lib/clusterd";  ///< Per-resource scratch: STATE_DIR/RESOURCE.
@@ -129,7 +135,7 @@ struct BuiltinType {
 /// Every built-in type, in the order people should read them.
 std::span<const BuiltinType> builtin_types();
 
-/// Names of the built-in types, "process, ocf, ip, service".
+/// Names of the built-in types, "process, ocf, ip, service, disk".
 std::string builtin_type_names();
 
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,

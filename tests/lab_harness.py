@@ -9,6 +9,15 @@ from harness import BUILD
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTERLAB = os.path.join(TOP, "lab", "clusterlab")
 LEDGER_CLIENT = os.path.join(BUILD, "examples", "ledger", "ledger-client")
+# The ledger's log, on the group's disk in the owner's mount namespace (labkit/cluster_yaml.py).
+LEDGER_LOG = "/var/lib/clusterd/ledger/ledger.log"
+
+
+def ledger_log_size(lab, node):
+    """Bytes of the ledger's log as `node` (the group's owner) sees it; 0 when it has none."""
+    result = clab("exec", "--name", lab.name, node, "--", "stat", "-c", "%s", LEDGER_LOG,
+                  check=False)
+    return int(result.stdout) if result.returncode == 0 else 0
 
 
 def ns_key(path):

@@ -5,9 +5,16 @@ GROUPS = ("ledger", "ip-only", "none")
 # The ip-only group: keepalived's workload (only the address moves; the service already runs on
 # every node). No RFC 5227 probe (keepalived does none either) and the shortest monitor interval.
 IP_ONLY_GROUP = "vip"
-# On the lab's shared directory (the same in every node) until disk resources exist; then the
-# group's LUN will be mounted here.
-LEDGER_DATA_DIR = "/var/lib/clusterlab-shared/ledger"
+# The ledger's data lives on its LUN (the target "ledger"), mounted here by the group's disk
+# resource in the owner's mount namespace. Under /var/lib/clusterd, which is private to each node
+# (a bind mount of the node's directory), so nothing of it appears on the host.
+LEDGER_MOUNT_POINT = "/var/lib/clusterd/ledger"
+LEDGER_DATA_DIR = LEDGER_MOUNT_POINT
+# The disk's health checks: LooksAlive (helper running, mount present) often, IsAlive (READ
+# RESERVATION + a read through the data path, and "restore" after a target restart) every 2 s,
+# so a tgtd restart is repaired within ~2 s.
+DISK_LOOKS_ALIVE = "1s"
+DISK_IS_ALIVE = "2s"
 
 
 def _header(topo, group):
@@ -54,6 +61,17 @@ def _ledger(topo, agent, ledgerd):
             "  - name: ledger",
             f"    preferred_owners: [{owners}]",
             "    resources:",
+            "      - name: data",
+            "        type: disk",
+            "        params:",
+            f"          portal: \"{topo.portal}\"",
+            f"          target: {topology.target_iqn(topo.prefix, 'ledger')}",
+            f"          mount_point: {LEDGER_MOUNT_POINT}",
+            "          mkfs: \"true\"",
+            "          io_timeout: 2s",
+            "        monitor:",
+            f"          looks_alive: {DISK_LOOKS_ALIVE}",
+            f"          is_alive: {DISK_IS_ALIVE}",
             "      - name: vip",
             "        type: ip",
             "        params:",
@@ -64,7 +82,7 @@ def _ledger(topo, agent, ledgerd):
             "        params:",
             f"          data_dir: {LEDGER_DATA_DIR}",
             f"          listen: \"{topo.vip}:{topology.LEDGER_PORT}\""]
-    return head + binary + ["        depends: [vip]"]
+    return head + binary + ["        depends: [data, vip]"]
 
 
 def _ip_only(topo):

@@ -81,10 +81,6 @@ class Lab:
             nodes.pin_namespaces(self.state, paths)
             nodes.setup_inside(paths)
             nodes.write_config(paths, config, authkey)
-        if self.state["group"] == "ledger":
-            shared = nodes.NodePaths(self.dir, self.topo.nodes[0]).shared
-            os.makedirs(os.path.join(shared, os.path.relpath(cluster_yaml.LEDGER_DATA_DIR,
-                                                             nodes.SHARED)), exist_ok=True)
 
     def _start_storage(self):
         store = os.path.join(self.dir, "storage")

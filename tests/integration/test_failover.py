@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness import CLUSTERCTL, wait_for
-from lab_harness import LEDGER_CLIENT, clab
+from lab_harness import LEDGER_CLIENT, clab, ledger_log_size
 
 VIP = "10.77.0.100"
 # Labs are named PREFIX3 and PREFIX5; engineers running this file at once pick their own prefix.
@@ -193,14 +193,13 @@ def test_three_nodes_agree_on_term_and_coordinator_and_run_the_group_once(lab3):
 def test_kill_owner_fails_over_and_the_ledger_loses_nothing(lab3):
     lab = lab3
     wait_for(lambda: vip_answers(lab), timeout=10, what="the VIP to answer")
-    log = f"/run/clusterlab/{lab.name}/shared/ledger/ledger.log"
-    start = os.path.getsize(log) if os.path.exists(log) else 0
+    start = ledger_log_size(lab, "node1")
     client = lab.client(LEDGER_CLIENT, f"{VIP}:7070", "--duration", "8", "--interval", "5",
                         "--connect-timeout", "200", "--max-backoff", "100", "--json",
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The crash comes once the client's records are landing on the ledger.
-        wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > start + 2000,
+        wait_for(lambda: ledger_log_size(lab, "node1") > start + 2000,
                  what="the client writing through the VIP")
         lab.run("kill-node", "node1")
         survivors = ["node2", "node3"]

@@ -61,10 +61,14 @@ def test_cluster_yaml_ledger_group():
     assert "preferred_owners: [node1, node2, node3]" in text
     assert "type: ip\n        params:\n          address: 10.77.0.100/24" in text
     assert "agent: /repo/agents/ledgerd" in text
-    assert 'listen: "10.77.0.100:7070"' in text and "depends: [vip]" in text
+    assert 'listen: "10.77.0.100:7070"' in text and "depends: [data, vip]" in text
+    assert ("type: disk\n        params:\n          portal: \"10.79.0.250:3260\"\n"
+            "          target: iqn.2024-01.org.clusterd.lab:t.ledger\n"
+            "          mount_point: /var/lib/clusterd/ledger\n          mkfs: \"true\"") in text
+    assert "data_dir: /var/lib/clusterd/ledger" in text
     assert "binary:" not in text
     with_binary = cluster_yaml.render(topology.make("t", 1), "ledger", "/a", "/b/ledgerd")
-    assert "          binary: /b/ledgerd\n        depends: [vip]" in with_binary
+    assert "          binary: /b/ledgerd\n        depends: [data, vip]" in with_binary
     assert cluster_yaml.lun_names("ledger") == ["quorum", "ledger"]
     with pytest.raises(ValueError):
         cluster_yaml.render(topology.make("t", 1), "bogus", "")
@@ -435,7 +439,9 @@ def test_two_labs_coexist_and_are_separate(fresh_lab):
 @needs_root
 def test_down_leaves_nothing_behind_and_is_idempotent(fresh_lab):
     lab = fresh_lab("itdown", "--nodes", "2", "--group", "ledger", "--no-wait")
-    assert lab.exec("node2", "test", "-d", "/var/lib/clusterlab-shared/ledger").returncode == 0
+    # What a disk resource needs inside a node: /dev/fuse and loop devices (/dev is the host's).
+    assert lab.exec("node2", "test", "-c", "/dev/fuse").returncode == 0
+    assert lab.exec("node2", "test", "-c", "/dev/loop-control").returncode == 0
     lab.exec("node1", "sh", "-c", "sleep 600 >/dev/null 2>&1 &")
     assert pids_in_netns(lab.netns_key("node1"))
     lab.run("partition", "node2")

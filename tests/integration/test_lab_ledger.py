@@ -6,7 +6,7 @@ import os
 import pytest
 
 from harness import wait_for
-from lab_harness import LEDGER_CLIENT, Lab
+from lab_harness import LEDGER_CLIENT, Lab, ledger_log_size
 
 VIP = "10.77.0.100"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a lab needs root (namespaces)")
@@ -48,18 +48,13 @@ def move(lab, to):
              timeout=30, what=f"ledger online on {to}")
 
 
-def ledger_log(lab):
-    return os.path.join(lab.directory(), "shared", "ledger", "ledger.log")
-
-
 def test_move_announces_the_new_mac_and_the_client_loses_nothing(lab):
     move(lab, "node1")
-    start = os.path.getsize(ledger_log(lab)) if os.path.exists(ledger_log(lab)) else 0
+    start = ledger_log_size(lab, "node1")
     client = lab.popen_client(LEDGER_CLIENT, f"{VIP}:7070", "--duration", "4", "--interval",
                               "10", "--max-backoff", "10", "--json")
     try:
-        wait_for(lambda: os.path.exists(ledger_log(lab))
-                 and os.path.getsize(ledger_log(lab)) > start + 200,
+        wait_for(lambda: ledger_log_size(lab, "node1") > start + 200,
                  what="the client's first records on the ledger")
         move(lab, "node2")
         # Right after the move: the client's neighbour entry already holds node2's MAC (the

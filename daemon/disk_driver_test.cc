@@ -1,0 +1,156 @@
+// The disk type's pure parts: parameters, the initiator name, the helper's command lines and
+// the type metadata. The driver itself runs against a real tgtd and a real daemon in
+// tests/integration/test_disk.py.
+#include "disk_driver.h"
+
+#include <doctest/doctest.h>
+
+#include "param_test_util.h"
+
+namespace clusterd {
+namespace {
+
+using testing::list;
+using testing::scalar;
+
+Params minimal() {
+  return {{"portal", scalar("10.9.0.2:3260")},
+          {"target", scalar("iqn.2024-01.org.clusterd.lab:ledger")},
+          {"mount_point", scalar("/var/lib/ledger")}};
+}
+
+std::string error_of(const Params& params) {
+  auto parsed = parse_disk_params(params);
+  REQUIRE_FALSE(parsed.has_value());
+  return parsed.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("parse_disk_params: defaults") {
+  auto p = parse_disk_params(minimal());
+  REQUIRE_MESSAGE(p, p.error().to_string());
+  CHECK(p->portals == std::vector<std::string>{"10.9.0.2:3260"});
+  CHECK(p->lun == 1);
+  CHECK(p->initiator.empty());
+  CHECK(p->filesystem == "ext4");
+  CHECK_FALSE(p->mkfs);
+  CHECK(p->io_timeout == 5);
+  CHECK(p->take_over);
+}
+
+TEST_CASE("parse_disk_params: every parameter") {
+  Params params = minimal();
+  params["portal"] = scalar("10.9.0.2, 10.9.1.2:3261");
+  params["lun"] = scalar("3");
+  params["initiator"] = scalar("iqn.2026-11.org.example:n1");
+  params["filesystem"] = scalar("ext3");
+  params["options"] = scalar("noatime");
+  params["mkfs"] = scalar("true");
+  params["io_timeout"] = scalar("2500ms");
+  params["take_over"] = scalar("false");
+  auto p = parse_disk_params(params);
+  REQUIRE_MESSAGE(p, p.error().to_string());
+  CHECK(p->portals == std::vector<std::string>{"10.9.0.2", "10.9.1.2:3261"});
+  CHECK(p->lun == 3);
+  CHECK(p->initiator == "iqn.2026-11.org.example:n1");
+  CHECK(p->filesystem == "ext3");
+  CHECK(p->options == "noatime");
+  CHECK(p->mkfs);
+  CHECK(p->io_timeout == 3);  // rounded up to whole seconds
+  CHECK_FALSE(p->take_over);
+}
+
+TEST_CASE("parse_disk_params: the errors an administrator sees") {
+  Params p = minimal();
+  p.erase("portal");
+  CHECK(error_of(p) == "portal is required");
+  p = minimal();
+  p.erase("mount_point");
+  CHECK(error_of(p) == "mount_point is required");
+  p = minimal();
+  p["mount_point"] = scalar("data");
+  CHECK(error_of(p) == "mount_point: 'data' must be an absolute path other than /");
+  p = minimal();
+  p["target"] = scalar("ledger");
+  CHECK(error_of(p) == "target: 'ledger' is not an iSCSI name (iqn.YYYY-MM.domain:...)");
+  p = minimal();
+  p["lun"] = scalar("-1");
+  CHECK(error_of(p) == "lun: '-1' is not a whole number from 0 to 16383");
+  p = minimal();
+  p["mkfs"] = scalar("maybe");
+  CHECK(error_of(p) == "mkfs: 'maybe' is not true or false");
+  p = minimal();
+  p["io_timeout"] = scalar("100ms");
+  CHECK(error_of(p) == "io_timeout: '100ms' is not a duration from 1s to 10m");
+  p = minimal();
+  p["portal"] = list({"a", "b"});
+  CHECK(error_of(p) == "portal must be a single value");
+  p = minimal();
+  p["bogus"] = scalar("1");
+  CHECK(error_of(p) == "unknown parameter bogus for a disk resource");
+}
+
+TEST_CASE("default_initiator: one IQN per node, in the characters IQNs allow") {
+  CHECK(default_initiator("lab", "n1") == "iqn.2026-11.org.clusterd:lab:n1");
+  CHECK(default_initiator("Big_Cluster", "Node_2") == "iqn.2026-11.org.clusterd:big-cluster:node-2");
+  CHECK(default_initiator("lab", "n1") != default_initiator("lab", "n2"));
+}
+
+TEST_CASE("disk_helper_argv: the iSCSI mode with the node's key, control on fd 3") {
+  auto p = parse_disk_params(minimal());
+  REQUIRE(p);
+  p->mkfs = true;
+  p->options = "noatime";
+  DiskInvocation how{"/usr/libexec/clusterd/clusterd-disk", "/var/lib/clusterd/disk/d1",
+                     "iqn.2026-11.org.clusterd:lab:n1", 7, 2};
+  CHECK(disk_helper_argv(*p, how) ==
+        std::vector<std::string>{
+            "/usr/libexec/clusterd/clusterd-disk", "--portal", "10.9.0.2:3260", "--target",
+            "iqn.2024-01.org.clusterd.lab:ledger", "--lun", "1", "--initiator",
+            "iqn.2026-11.org.clusterd:lab:n1", "--cluster-id", "7", "--node-id", "2",
+            "--io-timeout", "5", "--take-over", "--fuse-dir", "/var/lib/clusterd/disk/d1",
+            "--mount-point", "/var/lib/ledger", "--fstype", "ext4", "--options", "noatime",
+            "--mkfs-if-blank", "--control-fd", "3"});
+  p->take_over = false;
+  p->mkfs = false;
+  auto argv = disk_helper_argv(*p, how);
+  CHECK(std::find(argv.begin(), argv.end(), "--take-over") == argv.end());
+  CHECK(std::find(argv.begin(), argv.end(), "--mkfs-if-blank") == argv.end());
+  CHECK(disk_cleanup_argv(*p, how) ==
+        std::vector<std::string>{"/usr/libexec/clusterd/clusterd-disk", "--cleanup", "--fuse-dir",
+                                 "/var/lib/clusterd/disk/d1", "--mount-point", "/var/lib/ledger"});
+}
+
+TEST_CASE("disk_type_info: required parameters and advised timeouts") {
+  TypeInfo info = disk_type_info();
+  CHECK(info.name == "disk");
+  for (const char* name : {"portal", "target", "mount_point"}) {
+    REQUIRE(info.find(name));
+    CHECK(info.find(name)->required);
+  }
+  // Every parameter the parser takes is declared, so the validator accepts it.
+  for (const auto& spec : info.params)
+    if (!spec.required && !spec.default_value.empty()) {
+      Params p = minimal();
+      p[spec.name] = scalar(spec.default_value);
+      CHECK_MESSAGE(parse_disk_params(p), spec.name);
+    }
+  CHECK(info.advised_start_timeout);
+  CHECK(info.advised_monitor_timeout > std::chrono::seconds(5));
+}
+
+}  // namespace clusterd
+
+namespace clusterd {
+
+TEST_CASE("helper_sentence: the helper's own reason, not the log lines after it") {
+  CHECK(helper_sentence("clusterd-disk: reservation lost: held by node 2\n"
+                        "clusterd[9] notice: failed: stopping -> done\n") ==
+        "reservation lost: held by node 2");
+  CHECK(helper_sentence("x\nclusterd-disk: a\nclusterd-disk: b\ny\n") == "b");
+  CHECK(helper_sentence("just a line\n") == "just a line");
+  CHECK(helper_sentence("") == "");
+}
+
+}  // namespace clusterd
