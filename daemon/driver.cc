@@ -2,6 +2,7 @@
 
 #include "log.h"
 #include "ip_driver.h"
+#include "name_driver.h"
 #include "ocf_agent.h"
 #include "process_driver.h"
 #include "resource_types.h"
@@ -74,6 +75,7 @@ constexpr BuiltinType kBuiltinTypes[] = {
     {"ocf", nullptr, make<OcfAgentDriver>},
     {"ip", ip_type_info, make_ip_driver},
     {"service", service_type_info, make_service_driver},
+    {"name", name_type_info, make_name_driver},
 };
 
 }  // namespace
