@@ -13,8 +13,8 @@ Recipe (tests/systemd_user.py explains the why of each step):
   in /run/user/0/systemd/user.
 
 The manager is one of the node's extra processes (tag `systemd`): kill-node kills it with its
-units, start-node starts it again before nothing else, down kills it; its cgroups are removed by
-`down` once nothing is left in them.
+units, start-node starts it again (after clusterd, which reconnects to it), and `down` kills it,
+then removes its cgroups.
 """
 import os
 import time
