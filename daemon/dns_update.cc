@@ -195,6 +195,8 @@ Result<TsigRecord> read_tsig(const DnsRecord& rec, std::size_t offset) {
   return t;
 }
 
+#undef TRY_ASSIGN
+
 // ---- TSIG ---------------------------------------------------------------------------------
 
 // RFC 8945 4.3.3: the TSIG variables, after the message in the digest.
