@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -101,11 +102,12 @@ struct Prepared {
   mode_t umask = 022;
   bool capture_stderr = true;
   int pass_fd = -1;
+  std::string hostname;
   Credentials creds;
 };
 
 // What the child writes to the CLOEXEC pipe when it cannot reach exec.
-enum class Stage : int { Setup, Chdir, Credentials, Exec };
+enum class Stage : int { Setup, Hostname, Chdir, Credentials, Exec };
 struct ExecReport {
   Stage stage;
   int err;
@@ -205,6 +207,7 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   p.umask = spec.umask.value_or(022);
   p.capture_stderr = spec.capture_stderr;
   p.pass_fd = spec.pass_fd;
+  p.hostname = spec.hostname;
   p.creds = std::move(*creds);
   return p;
 }
@@ -244,6 +247,10 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   close_range(pass_fd >= 0 ? 4 : 3, report_fd - 1, 0);
   close_range(report_fd + 1, ~0U, 0);
   umask(p.umask);
+  // Before dropping privileges: a new UTS namespace needs CAP_SYS_ADMIN.
+  if (!p.hostname.empty() &&
+      (unshare(CLONE_NEWUTS) < 0 || sethostname(p.hostname.data(), p.hostname.size()) < 0))
+    child_fail(report_fd, Stage::Hostname);
   if (chdir(p.cwd.c_str()) < 0) child_fail(report_fd, Stage::Chdir);
   if (p.creds.change) {
     if (setgroups(p.creds.groups.size(), p.creds.groups.data()) < 0 ||
@@ -256,6 +263,9 @@ Result<Prepared> prepare(const ChildSpec& spec) {
 
 std::unexpected<Error> exec_error(const ChildSpec& spec, const Prepared& p, ExecReport report) {
   switch (report.stage) {
+    case Stage::Hostname:
+      return fail_errno(report.err, "cannot give {} a UTS namespace with host name '{}'", p.path,
+                        p.hostname);
     case Stage::Chdir: return fail_errno(report.err, "cannot change to directory {}", p.cwd);
     case Stage::Credentials:
       return fail_errno(report.err, "cannot switch to user '{}' group '{}' for {}", spec.user,

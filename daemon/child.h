@@ -36,6 +36,9 @@ struct ChildSpec {
   /// Given to the child as its fd 3 (e.g. one end of a socketpair for a helper's control
   /// channel); -1: none. The caller keeps its own descriptor.
   int pass_fd = -1;
+  /// Non-empty: the child runs in a UTS namespace of its own with this host name
+  /// (unshare(CLONE_NEWUTS) and sethostname before exec; needs CAP_SYS_ADMIN).
+  std::string hostname;
 };
 
 /// How a child ended.

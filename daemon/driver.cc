@@ -3,6 +3,7 @@
 #include "disk_driver.h"
 #include "log.h"
 #include "ip_driver.h"
+#include "name_driver.h"
 #include "ocf_agent.h"
 #include "process_driver.h"
 #include "resource_types.h"
@@ -76,6 +77,7 @@ constexpr BuiltinType kBuiltinTypes[] = {
     {"ip", ip_type_info, make_ip_driver},
     {"service", service_type_info, make_service_driver},
     {"disk", disk_type_info, make_disk_driver},
+    {"name", name_type_info, make_name_driver},
 };
 
 }  // namespace

@@ -95,6 +95,11 @@ struct DriverContext {
   std::string state_dir = "/var/lib/clusterd";  ///< Per-resource scratch: STATE_DIR/RESOURCE.
   std::shared_ptr<NetlinkWatcher> netlink;      ///< Shared address/link watcher (ip type).
   std::shared_ptr<SystemdManager> systemd;      ///< Shared systemd connection (service type).
+  /// The group's current definition, for types that read their neighbours (name: the ip
+  /// resources it registers; process, ocf: the name they depend on). A function, read when an
+  /// action starts: a driver outlives changes of its neighbours' definitions. Unset (or null)
+  /// for a resource outside a group.
+  std::function<std::shared_ptr<const GroupConfig>()> group_definition;
 };
 
 using DriverFactory = std::function<Result<std::unique_ptr<ResourceDriver>>(
@@ -135,7 +140,7 @@ struct BuiltinType {
 /// Every built-in type, in the order people should read them.
 std::span<const BuiltinType> builtin_types();
 
-/// Names of the built-in types, "process, ocf, ip, service, disk".
+/// Names of the built-in types, "process, ocf, ip, service, disk, name".
 std::string builtin_type_names();
 
 Result<std::unique_ptr<ResourceDriver>> make_driver(const ResourceConfig& config,

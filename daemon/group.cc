@@ -27,10 +27,13 @@ std::shared_ptr<const ResourceConfig> share(const std::shared_ptr<const GroupCon
   return std::shared_ptr<const ResourceConfig>(group, &resource);
 }
 
-std::shared_ptr<const DriverContext> group_context(const Engine& engine, const std::string& group) {
+std::shared_ptr<const DriverContext> group_context(
+    const Engine& engine, const std::string& group,
+    std::function<std::shared_ptr<const GroupConfig>()> definition) {
   auto context = std::make_shared<DriverContext>(engine.base);
   context->group = group;
   context->loop = engine.loop;
+  context->group_definition = std::move(definition);
   return context;
 }
 
@@ -40,7 +43,7 @@ Group::Group(std::shared_ptr<const GroupConfig> config, Engine& engine)
     : engine_(engine),
       definition_(config),
       config_(std::move(config)),
-      context_(group_context(engine, config_->name)) {
+      context_(group_context(engine, config_->name, [this] { return definition_; })) {
   for (const auto& rc : config_->resources)
     resources_.push_back(make_resource(share(config_, rc)));
 }
@@ -261,7 +264,8 @@ void Group::on_stopped(Resource& r, const ActionResult& result) {
   if (r.state() != S::OfflinePending) return;
   in.cleanup_due = false;
   if (ok) {
-    set_state(r, S::Offline, "stopped");
+    // A driver's note on a clean stop (a name's DNS records left behind) goes into the event.
+    set_state(r, S::Offline, result.reason.empty() ? "stopped" : "stopped; " + result.reason);
     after_offline(r);
     return;
   }

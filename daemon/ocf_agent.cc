@@ -5,6 +5,7 @@
 
 #include "config_load.h"
 #include "log.h"
+#include "name_driver.h"
 
 namespace clusterd {
 
@@ -145,6 +146,8 @@ std::vector<std::string> ocf_environment(const ResourceConfig& config,
       fmt::format("OCF_RESKEY_CRM_meta_timeout={}", timeout.count()),
   };
   if (!agent.provider.empty()) env.push_back("OCF_RESOURCE_PROVIDER=" + agent.provider);
+  if (auto name = network_name_of(context, config.name); !name.empty())
+    env.push_back(std::string(kNetworkNameVariable) + "=" + name);
   if (action == OcfAction::Monitor) {
     bool deep = level == MonitorLevel::IsAlive;
     env.push_back(fmt::format("OCF_CHECK_LEVEL={}", deep ? 20 : 0));

@@ -334,7 +334,7 @@ TEST_CASE("a missing agent is a clear error from make_driver") {
   odd.name = "y";
   odd.type = "teleporter";
   CHECK(make_driver(odd, context(loop)).error().message ==
-        "resource y: unknown resource type 'teleporter' (known: process, ocf, ip, service, disk)");
+        "resource y: unknown resource type 'teleporter' (known: process, ocf, ip, service, disk, name)");
   CHECK(make_driver(ocf("d", "heartbeat:Dummy"), context(loop)));
 }
 

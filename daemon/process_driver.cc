@@ -6,7 +6,9 @@
 #include <fstream>
 
 #include "config_load.h"
+#include "dns_update.h"
 #include "log.h"
+#include "name_driver.h"
 
 namespace clusterd {
 namespace {
@@ -47,6 +49,17 @@ Result<void> apply_param(const std::string& resource, const std::string& key,
   else if (key == "cwd") out.cwd = *text;
   else if (key == "user") out.user = *text;
   else if (key == "group") out.group = *text;
+  else if (key == "hostname") {
+    if (*text != kHostnameNetworkName) {
+      auto name = check_dns_name(*text);
+      if (!name || name->size() > 64)
+        return fail("resource {}: hostname '{}' is neither {} nor a host name of at most 64 "
+                    "characters{}{}",
+                    resource, *text, kHostnameNetworkName, name ? "" : ": ",
+                    name ? "" : name.error().message);
+    }
+    out.hostname = *text;
+  }
   else if (key == "stop_signal") {
     auto sig = parse_signal(*text);
     if (!sig) return fail("resource {}: stop_signal: {}", resource, sig.error().message);
@@ -111,13 +124,17 @@ ProcessDriver::ProcessDriver(const ResourceConfig& config, const DriverContext& 
       name_(config.name),
       group_(context.group),
       node_(context.node_name),
+      group_definition_(context.group_definition),
       timeouts_(config.timeouts),
       params_(std::move(params)) {}
 
 ProcessDriver::~ProcessDriver() = default;
 
-ChildSpec ProcessDriver::child_spec() const {
+Result<ChildSpec> ProcessDriver::child_spec() const {
   ChildSpec spec;
+  std::string network_name =
+      group_definition_ ? network_name_of(group_definition_().get(), name_) : "";
+  if (!network_name.empty()) set_env(spec.env, kNetworkNameVariable, network_name);
   spec.argv.push_back(params_.command);
   spec.argv.insert(spec.argv.end(), params_.args.begin(), params_.args.end());
   set_env(spec.env, "PATH", kDefaultPath);
@@ -129,6 +146,13 @@ ChildSpec ProcessDriver::child_spec() const {
   spec.user = params_.user;
   spec.group = params_.group;
   spec.umask = params_.umask;
+  spec.hostname = params_.hostname;
+  if (params_.hostname == kHostnameNetworkName) {
+    if (network_name.empty())
+      return fail("resource {}: hostname is {}, but it depends on no name resource", name_,
+                  kHostnameNetworkName);
+    spec.hostname = network_name.substr(0, network_name.find('.'));  // The host's own label.
+  }
   return spec;
 }
 
@@ -139,7 +163,12 @@ void ProcessDriver::start(Done done) {
   }
   if (child_) child_->signal_group(SIGKILL);  // What is left of an earlier run's group.
   child_.reset();
-  auto child = Child::spawn(loop_, child_spec(), [this](const ChildExit& e) { on_exit(e); });
+  auto spec = child_spec();
+  if (!spec) {
+    deliver_later({ActionStatus::InvalidConfig, spec.error().message, -1}, std::move(done));
+    return;
+  }
+  auto child = Child::spawn(loop_, *spec, [this](const ChildExit& e) { on_exit(e); });
   if (!child) {
     deliver_later({status_for_spawn_error(child.error()), child.error().to_string(), -1},
                   std::move(done));

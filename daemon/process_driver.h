@@ -25,7 +25,14 @@ struct ProcessParams {
   std::string group;
   int stop_signal = 15;  // SIGTERM
   mode_t umask = 022;
+  /// "network-name": run in a UTS namespace of its own named after the network name the
+  /// resource depends on (MSCS: GetComputerName returns the virtual server's name); another
+  /// value: that host name; empty: the node's.
+  std::string hostname;
 };
+
+/// The `hostname` value that means "the network name of the group".
+inline constexpr const char* kHostnameNetworkName = "network-name";
 
 /// Reads and checks `params` of resource `resource` (see process_type_info()).
 Result<ProcessParams> parse_process_params(const std::string& resource, const Params& params);
@@ -51,7 +58,7 @@ class ProcessDriver : public ResourceDriver {
   enum class Phase { Idle, Starting, Running, Stopping };
 
   ProcessDriver(const ResourceConfig& config, const DriverContext& context, ProcessParams params);
-  ChildSpec child_spec() const;
+  Result<ChildSpec> child_spec() const;
   void on_exit(const ChildExit& exit);
   void finish(ActionResult result);
   void deliver_later(ActionResult result, Done done);
@@ -63,6 +70,7 @@ class ProcessDriver : public ResourceDriver {
   std::string name_;
   std::string group_;
   std::string node_;
+  std::function<std::shared_ptr<const GroupConfig>()> group_definition_;
   ActionTimeouts timeouts_;
   ProcessParams params_;
   std::unique_ptr<Child> child_;

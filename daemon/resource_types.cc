@@ -36,6 +36,9 @@ TypeInfo process_type_info() {
       param("stop_signal", "signal", "Signal that asks the process to stop", Kind::Scalar,
             "TERM"),
       param("umask", "octal", "File mode creation mask", Kind::Scalar, "022"),
+      param("hostname", "string",
+            "network-name: a UTS namespace of its own named after the group's network name; "
+            "or a host name"),
   };
   return info;
 }

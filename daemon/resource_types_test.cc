@@ -26,10 +26,10 @@ TEST_CASE("process_type_info describes the process parameters") {
 TEST_CASE("the system catalog knows process and OCF agents") {
   SystemTypeCatalog catalog;
   CHECK(catalog.ocf_root() == "/usr/lib/ocf");
-  CHECK(catalog.type_names() == std::vector<std::string>{"process", "ocf", "ip", "service", "disk"});
+  CHECK(catalog.type_names() == std::vector<std::string>{"process", "ocf", "ip", "service", "disk", "name"});
   CHECK(catalog.lookup("process", "")->find("command"));
   CHECK(catalog.lookup("teleporter", "").error().message ==
-        "unknown resource type 'teleporter' (known: process, ocf, ip, service, disk)");
+        "unknown resource type 'teleporter' (known: process, ocf, ip, service, disk, name)");
 
   auto dummy = catalog.lookup("ocf", "heartbeat:Dummy");
   REQUIRE(dummy);

@@ -7,7 +7,7 @@ import shutil
 import signal
 import sys
 
-from . import cluster_yaml, keeper, lab, nodes, topology
+from . import cluster_yaml, dns, keeper, lab, nodes, topology, user_manager
 from .run import LabError, netns_path, nsenter
 
 DEFAULT_NAME = os.environ.get("CLUSTERLAB_NAME", "lab")
@@ -87,9 +87,18 @@ def print_summary(status):
           f"{st['tgtd']['pid']} (-C {st['tgtd']['control']}), portal {st['tgtd']['portal']}")
     for lun, target in st["tgtd"]["targets"].items():
         print(f"  {'':<10} LUN {lun}: {target['iqn']} lun {target['lun']} ({target['file']})")
+    if status.get("dns"):
+        d = status["dns"]
+        print(f"  {'dns':<10} netns {d['netns']}  named PID {d['pid']} at {d['server']}, zone "
+              f"{d['zone']}, update key {d['key_file']} in each node ({d['dir']})")
+    if status.get("systemd"):
+        print(f"  {'systemd':<10} a systemd --user manager per node: {user_manager.PRIVATE} "
+              f"(CLUSTERD_SYSTEMD_BUS), units in {user_manager.UNIT_DIR}")
     if status["group"] != "none":
+        netname = (f", network name {cluster_yaml.NETWORK_NAME}.{dns.ZONE}"
+                if status["group"] == cluster_yaml.SERVICE_GROUP else "")
         print(f"  {'group':<10} {_group_name(status['group'])}: virtual IP "
-              f"{topology.PUBLIC.host(topology.VIP_HOST)}")
+              f"{topology.PUBLIC.host(topology.VIP_HOST)}{netname}")
     flag = "" if name == "lab" else f" --name {name}"
     print(f"  {'try':<10} clusterlab ctl{flag} node1 status")
     print(f"  {'':<10} clusterlab exec{flag} node1 -- ip -br addr")
@@ -127,6 +136,10 @@ def print_status(status):
                 extra["ended"] or "not running")
             print(f"{'':<8} {extra['tag']}: {how}")
     tgtd = status["storage"]["tgtd"]
+    if status.get("dns"):
+        d = status["dns"]
+        print(f"dns: named {'running' if d['running'] else 'NOT running'} (PID {d['pid']}), "
+              f"{d['server']}, zone {d['zone']}")
     print(f"storage: tgtd {'running' if tgtd['running'] else 'NOT running'} "
           f"(PID {tgtd['pid']}), portal {tgtd['portal']}, "
           f"LUNs {', '.join(tgtd['targets']) or 'none'}")
@@ -159,7 +172,7 @@ def cmd_up(args):
     result = lab.up(args.name, args.nodes, args.group, binaries(args.build),
                     script=os.path.abspath(sys.argv[0]), wait=not args.no_wait,
                     keep_on_failure=args.keep, heartbeat=heartbeat_args(args),
-                    clusterd=not args.no_clusterd)
+                    clusterd=not args.no_clusterd, dns=args.dns, systemd=args.systemd)
     print_summary(result.status())
 
 
@@ -191,6 +204,8 @@ def _command(args):
 
 def _exec_env(the_lab):
     env = dict(os.environ, CLUSTERD_BUS=nodes.BUS)
+    if the_lab.systemd_enabled:
+        env["XDG_RUNTIME_DIR"] = user_manager.RUNTIME_DIR  # systemctl --user in a node
     build = the_lab.state.data.get("build")
     if build:
         extra = [os.path.join(build, "cli"), os.path.join(build, "daemon")]
@@ -213,7 +228,10 @@ def cmd_exec(args):
 
 def cmd_client(args):
     the_lab = lab.Lab.load(args.name)
-    argv = nsenter(net=netns_path(the_lab.topo.client.netns)) + _command(args)
+    command = _command(args)
+    if the_lab.dns_enabled:
+        command = dns.with_resolver(the_lab.dir, command)
+    argv = nsenter(net=netns_path(the_lab.topo.client.netns)) + command
     _replace_process(argv, _exec_env(the_lab))
 
 
@@ -310,7 +328,15 @@ def _parser():
     p.add_argument("--group", choices=cluster_yaml.GROUPS, default="ledger",
                    help="demo group in cluster.yaml (default ledger: virtual IP + ledgerd; "
                    f"ip-only: group '{cluster_yaml.IP_ONLY_GROUP}' with only the virtual IP, no "
-                   "ARP probe; none: no groups)")
+                   "ARP probe; service: virtual IP + network name in DNS + ledgerd as a systemd "
+                   "unit, implies --dns and --systemd; none: no groups)")
+    p.add_argument("--dns", action="store_true",
+                   help=f"run a DNS server (named, {topology.PUBLIC.host(topology.DNS_HOST)}, "
+                   f"zone {dns.ZONE}, updates signed with a key in every node); `client` "
+                   "commands resolve through it")
+    p.add_argument("--systemd", action="store_true",
+                   help="run a systemd --user manager in every node; clusterd gets "
+                   "CLUSTERD_SYSTEMD_BUS pointing at it")
     p.add_argument("--heartbeat-interval", metavar="DURATION",
                    help="heartbeat.interval in cluster.yaml, e.g. 10ms (default: the daemon's)")
     p.add_argument("--heartbeat-misses", metavar="N", type=int,
@@ -329,7 +355,8 @@ def _parser():
     p = add("exec", cmd_exec, "run a command inside a node (CLUSTERD_BUS set)")
     p.add_argument("node")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...] (default $SHELL)")
-    for name, func, text in (("client", cmd_client, "run a command in the client namespace"),
+    for name, func, text in (("client", cmd_client, "run a command in the client namespace "
+                              "(resolving through the lab's DNS server when it has one)"),
                              ("storage", cmd_storage, "run a command in the storage namespace")):
         p = add(name, func, text)
         p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")

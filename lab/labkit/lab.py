@@ -10,7 +10,8 @@ import signal
 import socket
 import time
 
-from . import cluster_yaml, keeper, mounts, network, nodes, procs, storage, topology
+from . import (cluster_yaml, dns, keeper, mounts, network, nodes, procs, storage, topology,
+               user_manager)
 from .run import LabError, netns_path
 from .state import (State, existing_labs, forget_host_dirs, global_lock, note_host_dir,
                     read_host_dirs)
@@ -27,7 +28,7 @@ class Lab:
         self.state = state
         self.prefix = state.prefix
         self.dir = state.dir
-        self.topo = topology.make(self.prefix, state["nodes"])
+        self.topo = topology.make(self.prefix, state["nodes"], dns=self.dns_enabled)
 
     @classmethod
     def load(cls, prefix):
@@ -47,12 +48,18 @@ class Lab:
         self._start_keeper(script)
         for net in topology.NETWORKS:
             network.add_switch(self.state, self.topo, net)
-        for endpoint in (self.topo.client, self.topo.storage):
+        for endpoint in (self.topo.client, self.topo.storage) + (
+                (self.topo.dns,) if self.topo.dns else ()):
             network.add_netns(self.state, endpoint.netns)
             for net in endpoint.networks:
                 network.plug(self.topo, endpoint, net)
         self._make_nodes()
         self._start_storage()
+        if self.dns_enabled:
+            self._start_dns()
+        if self.systemd_enabled:
+            for node in self.topo.nodes:
+                self._start_user_manager(node.name)
         if self.clusterd_enabled:
             for node in self.topo.nodes:
                 self.start_daemon(node.name)
@@ -68,9 +75,12 @@ class Lab:
         self.state.record("mount", path=ns_dir)
         mounts.private_bind(ns_dir)
         nodes.ensure_host_dirs(note_host_dir)
+        dns_key = None
+        if self.dns_enabled:
+            _, dns_key = dns.prepare(self.dir)
         config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"],
                                      self.state.data.get("ledgerd"),
-                                     self.state.data.get("heartbeat"))
+                                     self.state.data.get("heartbeat"), dns=self._dns_info())
         authkey = secrets.token_bytes(AUTHKEY_BYTES)
         for endpoint in self.topo.nodes:
             paths = nodes.NodePaths(self.dir, endpoint)
@@ -81,6 +91,14 @@ class Lab:
             nodes.pin_namespaces(self.state, paths)
             nodes.setup_inside(paths)
             nodes.write_config(paths, config, authkey)
+            if dns_key:
+                nodes.write_file(paths.on_host(dns.KEY_IN_NODE), dns_key.encode(), 0o600)
+            if self.systemd_enabled:
+                self._prepare_user_manager(paths)
+        if self.state["group"] == cluster_yaml.SERVICE_GROUP:
+            shared = nodes.NodePaths(self.dir, self.topo.nodes[0]).shared
+            os.makedirs(os.path.join(shared, os.path.relpath(cluster_yaml.SERVICE_DATA_DIR,
+                                                             nodes.SHARED)), exist_ok=True)
 
     def _start_storage(self):
         store = os.path.join(self.dir, "storage")
@@ -99,6 +117,46 @@ class Lab:
             iqn = storage.add_target(self.state, control, tid, self.prefix, name, backing)
             tgtd["targets"][name] = {"tid": tid, "iqn": iqn, "lun": 1, "file": backing}
         self.state["tgtd"] = tgtd
+
+    # -- DNS server and systemd user managers ---------------------------------------------------
+
+    @property
+    def dns_enabled(self):
+        """True for a lab with a DNS server (--dns, or the service group)."""
+        return bool(self.state.data.get("dns", False))
+
+    @property
+    def systemd_enabled(self):
+        """True for a lab with a systemd --user manager per node (--systemd)."""
+        return bool(self.state.data.get("systemd", False))
+
+    def _dns_info(self):
+        if not self.dns_enabled:
+            return None
+        return {"server": dns.server_address(), "zone": dns.ZONE, "key_file": dns.KEY_IN_NODE}
+
+    def _start_dns(self):
+        directory = os.path.join(self.dir, dns.SUBDIR)
+        pid = keeper.spawn(self.dir, dns.argv(self.topo, directory),
+                           os.path.join(directory, "named.log"), self._daemon_env())
+        self.state["named"] = procs.identity(pid)
+        named = self.state["named"]
+        dns.wait_ready(self.topo, lambda: procs.is_running(pid, named["start"]))
+
+    def _prepare_user_manager(self, paths):
+        node_run = paths.host_path("run")
+        user_manager.prepare(node_run)
+        if self.state["group"] == cluster_yaml.SERVICE_GROUP:
+            user_manager.install_unit(node_run, cluster_yaml.SERVICE_UNIT,
+                                      cluster_yaml.service_unit(self.topo,
+                                                                self.state.data.get("ledgerd")))
+
+    def _start_user_manager(self, node):
+        paths = self.paths(node)
+        argv = user_manager.argv(self.prefix, node, paths.enter())
+        record = self.spawn(node, user_manager.TAG, argv, enter=False)
+        user_manager.wait_ready(paths.host_path("run"),
+                                lambda: procs.is_running(record["pid"], record["start"]))
 
     # -- daemons -------------------------------------------------------------------------------
 
@@ -124,8 +182,11 @@ class Lab:
         with open(paths.log, "ab") as log:
             log.write(f"--- clusterlab: starting clusterd on {node} at "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        env = self._daemon_env()
+        if self.systemd_enabled:
+            env["CLUSTERD_SYSTEMD_BUS"] = user_manager.PRIVATE
         pid = keeper.spawn(self.dir, nodes.daemon_argv(paths, self.state["clusterd"]), paths.log,
-                           self._daemon_env())
+                           env)
         daemons = dict(self.state["daemons"])
         daemons[node] = procs.identity(pid)
         self.state["daemons"] = daemons
@@ -136,7 +197,7 @@ class Lab:
         """The extra processes of `node` ([{"tag", "argv", "pid", "start"}]), oldest first."""
         return self.state.data.get("extras", {}).get(node, [])
 
-    def spawn(self, node, tag, argv):
+    def spawn(self, node, tag, argv, enter=True):
         """Starts `argv` inside `node` (its network, mount and UTS namespaces) as a child of the
         keeper, output to NODE/TAG.log. It is one of the node's processes: kill-node and down
         kill it, and start-node starts it again (as a boot would start a service)."""
@@ -152,7 +213,7 @@ class Lab:
             elif procs.is_running(extra["pid"], extra["start"]):
                 raise LabError(f"{node} already runs a process tagged '{tag}' "
                                f"(PID {extra['pid']})")
-        record = {"tag": tag, "argv": list(argv)}
+        record = {"tag": tag, "argv": list(argv), "enter": enter}
         record.update(self._start_extra(paths, record))
         extras = dict(self.state.data.get("extras", {}))
         extras[node] = kept + [record]
@@ -168,7 +229,12 @@ class Lab:
             f.write(f"--- clusterlab: starting {record['tag']} on {paths.name} at "
                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
         env = dict(self._daemon_env(), CLUSTERLAB_NODE=paths.name)
-        pid = keeper.spawn(self.dir, paths.enter() + record["argv"], log, env)
+        if self.systemd_enabled:
+            env["XDG_RUNTIME_DIR"] = user_manager.RUNTIME_DIR
+        # enter False: the command enters the node itself (the systemd manager joins its cgroups
+        # on the host side first).
+        prefix = paths.enter() if record.get("enter", True) else []
+        pid = keeper.spawn(self.dir, prefix + record["argv"], log, env)
         return procs.identity(pid)
 
     def _restart_extras(self, node):
@@ -312,6 +378,7 @@ class Lab:
 
     def status(self):
         return {"name": self.prefix, "dir": self.dir, "group": self.state["group"],
+                "dns": self._dns_status(), "systemd": self.systemd_enabled,
                 "keeper": self.state.data.get("keeper"), "clusterd": self.clusterd_enabled,
                 "heartbeat": self.state.data.get("heartbeat") or {},
                 "nodes": [self._node_status(n.name) for n in self.topo.nodes],
@@ -340,6 +407,15 @@ class Lab:
                     killed=node in self.state["killed"], mount_ns=paths.mnt, uts_ns=paths.uts,
                     extras=self._extra_status(node))
 
+    def _dns_status(self):
+        if not self.dns_enabled:
+            return None
+        named = self.state.data.get("named") or {}
+        running = bool(named.get("start")) and procs.is_running(named["pid"], named["start"])
+        return {"server": dns.server_address(), "zone": dns.ZONE, "pid": named.get("pid"),
+                "running": running, "key_file": dns.KEY_IN_NODE,
+                "netns": self.topo.dns.netns, "dir": os.path.join(self.dir, dns.SUBDIR)}
+
     def _storage_status(self):
         tgtd = self.state.data.get("tgtd") or {}
         running = bool(tgtd.get("start")) and procs.is_running(tgtd["pid"], tgtd["start"])
@@ -361,9 +437,12 @@ def log_tail(path, lines=10):
 # -- up and down -------------------------------------------------------------------------------
 
 def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=False,
-       heartbeat=None, clusterd=True):
+       heartbeat=None, clusterd=True, dns=False, systemd=False):
     """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`).
-    `heartbeat`: {"interval", "misses"} for cluster.yaml; `clusterd` False: no daemons."""
+    `heartbeat`: {"interval", "misses"} for cluster.yaml; `clusterd` False: no daemons; `dns`: a
+    DNS server; `systemd`: a systemd --user manager per node (the service group implies both)."""
+    if group == cluster_yaml.SERVICE_GROUP:
+        dns = systemd = True
     why = topology.check_prefix(prefix)
     if why:
         raise LabError(why)
@@ -373,7 +452,7 @@ def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=F
         raise LabError(str(e))
     with global_lock():
         state = State.create(prefix, nodes=node_count, group=group, heartbeat=heartbeat or {},
-                             no_clusterd=not clusterd, **binaries)
+                             no_clusterd=not clusterd, dns=dns, systemd=systemd, **binaries)
         lab = Lab(state)
         try:
             lab.build(script, wait)
@@ -410,6 +489,11 @@ def _teardown(state):
         tids = [e["tid"] for e in state.undo_log("target")]
         attempt("stopping tgtd", storage.shutdown, tgtd["control"], tids)
     attempt("killing the lab's processes", _kill_everything, state)
+    if state.data.get("systemd"):
+        for index in range(1, state["nodes"] + 1):
+            node = topology.node_name(index)
+            attempt(f"removing the cgroups of {node}'s systemd manager",
+                    user_manager.remove_cgroups, state.prefix, node)
     attempt("stopping the keeper", _stop_keeper, state)
     for entry in reversed(state.undo_log("mount")):
         attempt(f"unmounting {entry['path']}", mounts.unmount, entry["path"])
@@ -439,7 +523,8 @@ def _namespace_keys(state):
 
 def _recorded_processes(state):
     """Processes the state names (daemons, tgtd), as far as they still run."""
-    found = list(state["daemons"].values()) + [state.data.get("tgtd") or {}]
+    found = list(state["daemons"].values()) + [state.data.get("tgtd") or {},
+                                               state.data.get("named") or {}]
     found += [e for extras in state.data.get("extras", {}).values() for e in extras]
     return [p["pid"] for p in found
             if p and p.get("start") and procs.is_running(p["pid"], p["start"])]

@@ -46,6 +46,7 @@ BY_NAME = {n.name: n for n in (PUBLIC, PRIVATE, STORAGE)}
 CLIENT_HOST = 250
 TARGET_HOST = 250
 VIP_HOST = 100
+DNS_HOST = 53  # the lab's DNS server (clusterlab up --dns, implied by --group service)
 ISCSI_PORT = 3260
 LEDGER_PORT = 7070
 
@@ -71,12 +72,13 @@ class Topology:
     nodes: tuple = field(default_factory=tuple)  # Endpoint per node, node1 first
     client: Endpoint = None
     storage: Endpoint = None
+    dns: Endpoint = None  # None unless the lab runs a DNS server
 
     def switch_netns(self, network):
         return f"{self.prefix}-sw-{network}"
 
     def endpoints(self):
-        return self.nodes + (self.client, self.storage)
+        return self.nodes + (self.client, self.storage) + ((self.dns,) if self.dns else ())
 
     def node(self, name):
         for n in self.nodes:
@@ -115,8 +117,8 @@ def node_name(index):
     return f"node{index}"
 
 
-def make(prefix, node_count):
-    """The topology of lab `prefix` with `node_count` nodes."""
+def make(prefix, node_count, dns=False):
+    """The topology of lab `prefix` with `node_count` nodes (and a DNS server with `dns`)."""
     if not 1 <= node_count <= MAX_NODES:
         raise ValueError(f"--nodes must be between 1 and {MAX_NODES}, not {node_count}")
     nodes = tuple(
@@ -124,7 +126,8 @@ def make(prefix, node_count):
         for i in range(1, node_count + 1))
     client = Endpoint("client", f"{prefix}-client", CLIENT_HOST, ("public",))
     storage = Endpoint("storage", f"{prefix}-storage", TARGET_HOST, ("storage",))
-    return Topology(prefix, nodes, client, storage)
+    server = Endpoint("dns", f"{prefix}-dns", DNS_HOST, ("public",)) if dns else None
+    return Topology(prefix, nodes, client, storage, server)
 
 
 def cluster_id(prefix):
