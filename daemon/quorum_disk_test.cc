@@ -1,6 +1,7 @@
 #include "quorum_disk.h"
 
 #include "byte_order.h"
+#include "raft.h"
 
 #include <doctest/doctest.h>
 
@@ -552,6 +553,126 @@ TEST_CASE("quorum disk: the challenger's steps") {
   SUBCASE("already ours") {
     in.reservation = held_by(kKey2);
     CHECK(decide_challenge(in).step == ChallengeStep::Held);
+  }
+}
+
+}  // namespace clusterd
+
+// ---- Seeded random check of the write rule against a target without PREEMPT AND ABORT ---------
+
+namespace clusterd {
+namespace {
+
+// A LUN as tgt behaves: a write accepted while its sender holds the reservation may land some
+// steps later, after a preempt (no PREEMPT AND ABORT). Nodes race for the reservation and ask
+// the disk for votes with read -> decide -> write -> confirm; a vote counts only once confirmed.
+struct RaceModel {
+  static constexpr NodeId kNodes = 3;
+  DiskLayout layout{kCluster, kNodes, 4096};
+  std::map<std::uint64_t, Bytes> slots;  // offset -> bytes
+  std::optional<NodeId> holder;
+  std::uint32_t pr_generation = 0;
+  struct InFlight {
+    std::uint64_t offset;
+    Bytes bytes;
+    int lands_at;
+  };
+  std::vector<InFlight> in_flight;
+  struct Node {
+    std::uint64_t epoch = 0;
+    std::uint32_t generation = 0;
+    std::optional<DiskRecord> last;  // own last record
+    std::optional<DiskRecord> pending;
+    std::optional<DiskVoteRequest> pending_vote;
+    int confirm_at = -1;
+  };
+  std::map<NodeId, Node> nodes;
+  std::map<Term, std::set<NodeId>> counted;
+
+  std::vector<DecodedSlot> read_all() {
+    std::vector<DecodedSlot> out;
+    for (NodeId n = 1; n <= kNodes; ++n) {
+      for (int k = 0; k < 2; ++k) {
+        auto it = slots.find(layout.slot_offset(n, k));
+        Bytes b = it == slots.end() ? Bytes(4096, 0) : it->second;
+        out.push_back(decode_record(b, kCluster, n));
+      }
+    }
+    return out;
+  }
+  DiskVoterState current() {
+    auto r = current_record(read_all());
+    REQUIRE(r);
+    return *r ? (*r)->state : DiskVoterState{};
+  }
+  void acquire(NodeId n) {
+    pr_generation += 2;  // REGISTER and PREEMPT (or RESERVE after REGISTER)
+    holder = n;
+    nodes[n].epoch = next_epoch(read_all());
+    nodes[n].generation = pr_generation;
+    nodes[n].pending.reset();  // a new tenure forgets an unconfirmed write
+  }
+  void ask(NodeId n, Term term, int step, SplitMix64& rng) {
+    Node& me = nodes[n];
+    if (holder != n || me.pending) return;
+    DiskVoteRequest req{term, n, 0, 0, false};
+    auto d = decide_disk_vote(current(), req);
+    if (!d.write) return;
+    DiskRecord r = next_record(kCluster, n, me.epoch, me.generation, me.last, *d.write);
+    std::uint64_t offset = layout.slot_offset(n, static_cast<int>(r.sequence % 2));
+    in_flight.push_back({offset, *encode_record(r, 4096), step + static_cast<int>(rng.below(4))});
+    me.pending = r;
+    me.pending_vote = req;
+    me.confirm_at = in_flight.back().lands_at + 1;
+  }
+  void land(int step) {
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      if (it->lands_at <= step) {
+        slots[it->offset] = it->bytes;
+        it = in_flight.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  void confirm(NodeId n, int step) {
+    Node& me = nodes[n];
+    if (!me.pending || step < me.confirm_at) return;
+    if (holder == n) {  // READ RESERVATION after the write completed: still ours
+      counted[me.pending->state.term].insert(n);
+      me.last = me.pending;
+    }
+    me.pending.reset();
+  }
+  // Every counted vote is visible in the current record: same term and vote, or a later term.
+  void check() {
+    DiskVoterState s = current();
+    for (auto& [term, who] : counted) {
+      REQUIRE(who.size() == 1);
+      CHECK(s.term >= term);
+      if (s.term == term) CHECK(s.vote == *who.begin());
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("quorum disk: racing holders with late-landing writes never count two votes in a term") {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    CAPTURE(seed);
+    SplitMix64 rng(seed);
+    RaceModel m;
+    for (int step = 0; step < 200; ++step) {
+      NodeId n = static_cast<NodeId>(rng.below(RaceModel::kNodes) + 1);
+      switch (rng.below(3)) {
+        case 0: m.acquire(n); break;
+        case 1: m.ask(n, static_cast<Term>(rng.below(6) + 1 + step / 20), step, rng); break;
+        default: break;
+      }
+      m.land(step);
+      for (NodeId k = 1; k <= RaceModel::kNodes; ++k) m.confirm(k, step);
+      m.check();
+    }
   }
 }
 
