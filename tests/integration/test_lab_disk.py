@@ -209,6 +209,11 @@ def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
             if proc and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    print(f"the frozen ledgerd answered the queued request with {reply.strip()!r}; {old} after "
+          "the thaw: " + "; ".join(
+              f"{e['resource'] or e['group']} {e['from']} -> {e['to']} ({e['reason']})"
+              for e in lab.ctl(old, "events", "--json") if e.get("group") == "ledger"
+              and e.get("kind") in ("resource", "group"))[-600:])
     # The request the frozen ledgerd read after the thaw was never acknowledged: its write met
     # the reservation conflict (EIO to the file system), so ledgerd could not sync it.
     assert not reply.strip().startswith("OK"), reply
