@@ -6,7 +6,8 @@ PONG from the virtual IP on a survivor.
 Each kill is split into phases, all in ms after the link cut (wall clock: every node and this
 script read the same host clock):
   detect         the new owner's timeline: the dead node declared lost
-  decided        the timeline: the coordinator's placement on the new owner committed
+  decided        the timeline: "decided-start", the coordinator's placement on the new owner
+                 committed
   disk-start     the new owner's events: the disk resource offline -> online-pending
   disk-online    the disk resource online: iSCSI login, PREEMPT of the dead owner's key (the
                  fence), e2fsck -p with journal replay, mount: the helper answers "ready" only
@@ -63,7 +64,7 @@ def timeline_phases(lab, node, wall0):
     timelines = lab.json(node, "timeline", "ledger") or []
     out = {}
     for p in timelines[-1]["phases"] if timelines else []:
-        name = {"detected": "detect", "decided": "decided"}.get(p["phase"])
+        name = {"detected": "detect", "decided-start": "decided"}.get(p["phase"])
         if name and name not in out:
             out[name] = (p["at_usec"] / 1e6 - wall0) * 1000
     return out
