@@ -29,6 +29,18 @@ const char* kind_name(ParamValue::Kind kind) {
   return "?";
 }
 
+// What the validator says a parameter takes, for "expected ..." errors.
+std::string expected_kind(const ParamSpec& spec) {
+  if (spec.or_list && spec.kind == ParamValue::Kind::Scalar) return "a single value or a list";
+  return kind_name(spec.kind);
+}
+
+// A list where the spec allows one as well as a single value (ParamSpec::or_list).
+bool kind_fits(const ParamSpec& spec, const ParamValue& value) {
+  return spec.kind == value.kind || (spec.or_list && spec.kind == ParamValue::Kind::Scalar &&
+                                     value.kind == ParamValue::Kind::List);
+}
+
 // "22-6": failback allowed from 22:00 until 06:00.
 std::optional<std::pair<int, int>> parse_window(std::string_view text) {
   auto dash = text.find('-');
@@ -343,8 +355,8 @@ void ConfigBuilder::check_params(const MapReader& map, const ResourceConfig& res
     if (spec == nullptr)
       map.error(value.pos, fmt::format("unknown parameter '{}' for {}{}", key, owner,
                                        did_you_mean(key, known)));
-    else if (spec->kind != value.kind)
-      map.error(value.pos, fmt::format("params.{}: expected {}, got {}", key, kind_name(spec->kind),
+    else if (!kind_fits(*spec, value))
+      map.error(value.pos, fmt::format("params.{}: expected {}, got {}", key, expected_kind(*spec),
                                        kind_name(value.kind)));
   }
   auto params_field = map.get("params");

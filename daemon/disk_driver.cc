@@ -47,10 +47,9 @@ Result<bool> boolean(const std::string& key, const std::string& text) {
   return fail("{}: '{}' is not true or false", key, text);
 }
 
-// "10.0.0.1:3260, 10.0.0.2" or "10.0.0.1 10.0.0.2": several portals in one value (the
-// validator takes one kind per parameter, and one portal is the common case).
-std::vector<std::string> split_portals(const std::string& text) {
-  std::vector<std::string> out;
+// "10.0.0.1:3260, 10.0.0.2" or "10.0.0.1 10.0.0.2": several portals in one value, appended to
+// `out` (a YAML list gives one value per entry; each is split the same way).
+void split_portals(const std::string& text, std::vector<std::string>& out) {
   std::string item;
   for (char c : text + ",") {
     if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
@@ -59,6 +58,15 @@ std::vector<std::string> split_portals(const std::string& text) {
       item += c;
     }
   }
+}
+
+// portal: a single value or a list (ParamSpec::or_list); either way, portals in order.
+Result<std::vector<std::string>> portals_of(const ParamValue& value) {
+  if (value.kind == ParamValue::Kind::Map) return fail("portal must be a single value or a list");
+  std::vector<std::string> out;
+  if (value.kind == ParamValue::Kind::Scalar) split_portals(value.scalar, out);
+  for (const auto& item : value.list) split_portals(item, out);
+  if (out.empty()) return fail("portal: give at least one HOST[:PORT]");
   return out;
 }
 
@@ -67,10 +75,7 @@ bool valid_iqn(std::string_view name) {
 }
 
 Result<void> apply(const std::string& key, const std::string& text, DiskParams& out) {
-  if (key == "portal") {
-    out.portals = split_portals(text);
-    if (out.portals.empty()) return fail("portal: give at least one HOST[:PORT]");
-  } else if (key == "target" || key == "initiator") {
+  if (key == "target" || key == "initiator") {
     if (!valid_iqn(text)) return fail("{}: '{}' is not an iSCSI name (iqn.YYYY-MM.domain:...)", key, text);
     (key == "target" ? out.target : out.initiator) = text;
   } else if (key == "lun") {
@@ -116,6 +121,12 @@ std::string helper_sentence(std::string_view output) {
 Result<DiskParams> parse_disk_params(const Params& params) {
   DiskParams out;
   for (const auto& [key, value] : params) {
+    if (key == "portal") {
+      auto portals = portals_of(value);
+      if (!portals) return std::unexpected(portals.error());
+      out.portals = std::move(*portals);
+      continue;
+    }
     auto text = scalar(key, value);
     if (!text) return std::unexpected(text.error());
     if (auto ok = apply(key, *text, out); !ok) return std::unexpected(ok.error());
@@ -168,7 +179,9 @@ TypeInfo disk_type_info() {
   info.name = "disk";
   info.params = {
       {"portal", true, "", K::Scalar, "string",
-       "iSCSI portal HOST[:PORT] (3260); several, tried in order, separated by commas."},
+       "iSCSI portal HOST[:PORT] (3260); several, tried in order: a list, or separated by "
+       "commas.",
+       false, true},
       {"target", true, "", K::Scalar, "string", "Target IQN.", true},
       {"lun", false, "1", K::Scalar, "integer",
        "Logical unit number (tgt keeps LUN 0 for its own controller, so data LUNs start at 1)."},

@@ -4,7 +4,9 @@
 #include "disk_driver.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include "config_load.h"
 #include "param_test_util.h"
 
 namespace clusterd {
@@ -25,7 +27,61 @@ std::string error_of(const Params& params) {
   return parsed.error().message;
 }
 
+// The catalog of a daemon that knows only the disk type.
+class DiskCatalog : public TypeCatalog {
+ public:
+  Result<TypeInfo> lookup(const std::string& type, const std::string&) const override {
+    if (type == "disk") return disk_type_info();
+    return fail("unknown resource type '{}'", type);
+  }
+  std::vector<std::string> type_names() const override { return {"disk"}; }
+};
+
+std::string disk_config(std::string_view portal) {
+  return fmt::format(R"(cluster: {{name: lab, id: 7}}
+networks: [{{name: pub, subnet: 10.0.0.0/24}}]
+nodes: [{{name: a, id: 1, addresses: {{pub: 10.0.0.1}}}}]
+groups:
+  - name: g
+    resources:
+      - name: data
+        type: disk
+        params:
+          portal: {}
+          target: iqn.2024-01.org.clusterd.lab:ledger
+          mount_point: /srv
+)",
+                     portal);
+}
+
 }  // namespace
+
+TEST_CASE("disk portal: a single value or a YAML list, both validated and read in order") {
+  DiskCatalog catalog;
+  for (const char* portal : {"[\"10.9.0.2:3260\", 10.9.1.2]", "\"10.9.0.2:3260, 10.9.1.2\"",
+                             "\"10.9.0.2:3260 10.9.1.2\""}) {
+    CAPTURE(portal);
+    auto config = parse_config(disk_config(portal), "test.yaml", catalog);
+    REQUIRE(config);
+    auto params = parse_disk_params((*config)->groups.at(0).resources.at(0).params);
+    REQUIRE(params);
+    CHECK(params->portals == std::vector<std::string>{"10.9.0.2:3260", "10.9.1.2"});
+  }
+  auto config = parse_config(disk_config("{a: 10.9.0.2}"), "test.yaml", catalog);
+  REQUIRE_FALSE(config);
+  REQUIRE(config.error().size() == 1);
+  CHECK(config.error()[0].to_string() ==
+        "test.yaml:10:11: group 'g', resource 'data': params.portal: expected a single value or "
+        "a list, got a mapping");
+  // The other parameters stay single values.
+  std::string text = disk_config("10.9.0.2");
+  text.replace(text.find("/srv"), 4, "[/srv]");
+  config = parse_config(text, "test.yaml", catalog);
+  REQUIRE_FALSE(config);
+  CHECK(config.error()[0].to_string() ==
+        "test.yaml:12:11: group 'g', resource 'data': params.mount_point: expected a single "
+        "value, got a list");
+}
 
 TEST_CASE("parse_disk_params: defaults") {
   auto p = parse_disk_params(minimal());
@@ -84,8 +140,11 @@ TEST_CASE("parse_disk_params: the errors an administrator sees") {
   p["io_timeout"] = scalar("100ms");
   CHECK(error_of(p) == "io_timeout: '100ms' is not a duration from 1s to 10m");
   p = minimal();
-  p["portal"] = list({"a", "b"});
-  CHECK(error_of(p) == "portal must be a single value");
+  p["portal"] = list({" ", ""});
+  CHECK(error_of(p) == "portal: give at least one HOST[:PORT]");
+  p = minimal();
+  p["portal"].kind = ParamValue::Kind::Map;
+  CHECK(error_of(p) == "portal must be a single value or a list");
   p = minimal();
   p["bogus"] = scalar("1");
   CHECK(error_of(p) == "unknown parameter bogus for a disk resource");

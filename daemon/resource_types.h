@@ -20,6 +20,9 @@ struct ParamSpec {
   std::string type;           ///< "string", "integer", "boolean", "duration", ... (informational)
   std::string description;    ///< One line.
   bool unique = false;        ///< OCF unique="1": no two resources may share the value.
+  /// A Scalar parameter that also takes a list of single values (`portal: [a, b]`); the type's
+  /// driver reads both forms.
+  bool or_list = false;
 };
 
 /// What the configuration loader and the engine need to know about a type (or an OCF agent).

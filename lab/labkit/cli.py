@@ -129,6 +129,8 @@ def print_status(status):
             daemon = f"running (PID {d['pid']})"
         else:
             daemon = "killed" if node["killed"] else (d["ended"] or "not running")
+        if node.get("frozen"):
+            daemon = "frozen, " + daemon
         links = [_link_word(node["links"][n]) for n in topology.NETWORKS]
         print(f"{node['name']:<8} {daemon:<26} {links[0]:<10} {links[1]:<10} {links[2]:<10}")
         for extra in node.get("extras", []):
@@ -255,6 +257,23 @@ def cmd_kill_node(args):
     print(f"{args.node}: links cut, every process killed")
 
 
+def cmd_freeze_node(args):
+    pids = lab.Lab.load(args.name).freeze_node(args.node)
+    print(f"{args.node}: frozen ({len(pids)} processes stopped, every frame to or from it "
+          "dropped)")
+
+
+def cmd_thaw_node(args):
+    pids = lab.Lab.load(args.name).thaw_node(args.node)
+    print(f"{args.node}: thawed ({len(pids)} processes continued, links pass again)")
+
+
+def cmd_restart_storage(args):
+    pid = lab.Lab.load(args.name).restart_storage()
+    print(f"storage: tgtd killed and started again (PID {pid}) with the same targets and LUN "
+          "files; every reservation is gone (tgt has no APTPL)")
+
+
 def cmd_stop_node(args):
     stopped = lab.Lab.load(args.name).stop_node(args.node, args.timeout)
     print(f"{args.node}: clusterd {'stopped' if stopped else 'was not running'}")
@@ -366,6 +385,16 @@ def _parser():
     p = add("kill-node", cmd_kill_node,
             "crash a node: cut its links, SIGKILL every process in its namespaces")
     p.add_argument("node")
+    p = add("freeze-node", cmd_freeze_node,
+            "pause a node as a hypervisor would: SIGSTOP every process in its namespaces and "
+            "drop every frame to or from it (links stay up); thaw-node resumes it")
+    p.add_argument("node")
+    p = add("thaw-node", cmd_thaw_node, "resume a frozen node: its frames pass again, then "
+            "SIGCONT to every process in its namespaces")
+    p.add_argument("node")
+    add("restart-storage", cmd_restart_storage, "crash and restart tgtd in the storage "
+        "namespace (SIGKILL, same targets and LUN files): every session drops and every "
+        "persistent reservation is lost, as tgt has no APTPL")
     p = add("stop-node", cmd_stop_node, "stop a node's clusterd gracefully (SIGTERM, wait)")
     p.add_argument("node")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")

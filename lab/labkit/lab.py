@@ -105,12 +105,7 @@ class Lab:
         os.makedirs(store, exist_ok=True)
         control = storage.pick_control_number()
         self.state["tgtd"] = {"control": control, "pid": None, "start": None, "targets": {}}
-        argv = ["nsenter", f"--net={netns_path(self.topo.storage.netns)}", "--",
-                "tgtd", "-f", "-C", str(control), "--iscsi", f"portal={self.topo.portal}"]
-        pid = keeper.spawn(self.dir, argv, os.path.join(store, "tgtd.log"), self._daemon_env())
-        tgtd = dict(self.state["tgtd"], **procs.identity(pid))
-        self.state["tgtd"] = tgtd
-        storage.wait_ready(control, lambda: procs.is_running(pid, tgtd["start"]))
+        tgtd = self._spawn_tgtd(control)
         for tid, name in enumerate(cluster_yaml.lun_names(self.state["group"]), start=1):
             backing = os.path.join(store, f"{name}.img")
             storage.make_lun_file(backing, storage.LUN_SIZES.get(name, storage.DATA_LUN_SIZE))
@@ -157,6 +152,34 @@ class Lab:
         record = self.spawn(node, user_manager.TAG, argv, enter=False)
         user_manager.wait_ready(paths.host_path("run"),
                                 lambda: procs.is_running(record["pid"], record["start"]))
+
+    def _spawn_tgtd(self, control):
+        """Starts tgtd on control number `control` in the storage namespace; records it and
+        waits until it answers. Returns the updated state["tgtd"]."""
+        store = os.path.join(self.dir, "storage")
+        argv = ["nsenter", f"--net={netns_path(self.topo.storage.netns)}", "--",
+                "tgtd", "-f", "-C", str(control), "--iscsi", f"portal={self.topo.portal}"]
+        pid = keeper.spawn(self.dir, argv, os.path.join(store, "tgtd.log"), self._daemon_env())
+        tgtd = dict(self.state["tgtd"], **procs.identity(pid))
+        self.state["tgtd"] = tgtd
+        storage.wait_ready(control, lambda: procs.is_running(pid, tgtd["start"]))
+        return tgtd
+
+    def restart_storage(self):
+        """A storage box that crashed and came back: tgtd SIGKILLed (every session drops without
+        logout) and started again with the same control number, targets and LUN files. tgt has
+        no APTPL, so every registration and reservation is gone afterwards. Returns the new PID."""
+        tgtd = self.state.data.get("tgtd") or {}
+        if not tgtd.get("start"):
+            raise LabError(f"lab '{self.prefix}' has no tgtd to restart")
+        if not procs.signal_and_wait(tgtd["pid"], tgtd["start"], signal.SIGKILL, 10.0):
+            raise LabError(f"tgtd (PID {tgtd['pid']}) did not die within 10 s of SIGKILL")
+        storage.remove_socket_files(tgtd["control"])
+        tgtd = self._spawn_tgtd(tgtd["control"])
+        for target in sorted(tgtd["targets"].values(), key=lambda t: t["tid"]):
+            storage.define_target(tgtd["control"], target["tid"], target["iqn"],
+                                  target["file"])
+        return tgtd["pid"]
 
     # -- daemons -------------------------------------------------------------------------------
 
@@ -317,8 +340,45 @@ class Lab:
         left = procs.kill_all(lambda: procs.pids_in_namespaces(keys))
         if node not in self.state["killed"]:
             self.state["killed"] = self.state["killed"] + [node]
+        if node in self.frozen():
+            network.unsilence(self.topo, paths.endpoint)
+            self.state["frozen"] = [n for n in self.frozen() if n != node]
         if left:
             raise LabError(f"processes {left} of {node} survived SIGKILL")
+
+    def frozen(self):
+        return self.state.data.get("frozen", [])
+
+    def freeze_node(self, node):
+        """A paused machine: the node's switch ports drop every frame (its kernel would still
+        answer ARP for its addresses, which a paused machine does not), then SIGSTOP to every
+        process in its namespaces (found as kill_node finds them). Returns the PIDs stopped."""
+        paths = self.paths(node)
+        if node in self.state["killed"]:
+            raise LabError(f"{node} is killed; there is nothing to freeze")
+        if node not in self.frozen():
+            self.state["frozen"] = self.frozen() + [node]
+        network.silence(self.topo, paths.endpoint)
+        keys = self.node_namespace_keys(paths)
+        try:
+            return procs.signal_all(lambda: procs.pids_in_namespaces(keys), signal.SIGSTOP)
+        except TimeoutError as e:
+            raise LabError(f"cannot freeze {node}: {e}")
+
+    def thaw_node(self, node):
+        """Resumes a frozen node: its ports pass frames again, then SIGCONT to every process in
+        its namespaces (network first, so what the thawed processes send reaches the others)."""
+        paths = self.paths(node)
+        if node not in self.frozen():
+            raise LabError(f"{node} is not frozen")
+        network.unsilence(self.topo, paths.endpoint)
+        keys = self.node_namespace_keys(paths)
+        try:
+            pids = procs.signal_all(lambda: procs.pids_in_namespaces(keys), signal.SIGCONT)
+        except TimeoutError as e:
+            raise LabError(f"cannot thaw {node}: {e}")
+        self.state["frozen"] = [n for n in self.frozen() if n != node]
+        return pids
 
     def stop_node(self, node, timeout):
         """Graceful: SIGTERM the node's clusterd and wait for it to exit."""
@@ -404,7 +464,8 @@ class Lab:
                   "ended": None if running else self.daemon_end(node), "log": paths.log,
                   "bus": paths.bus_on_host}
         return dict(self._endpoint_status(paths.endpoint), hostname=node, daemon=daemon,
-                    killed=node in self.state["killed"], mount_ns=paths.mnt, uts_ns=paths.uts,
+                    killed=node in self.state["killed"], frozen=node in self.frozen(),
+                    mount_ns=paths.mnt, uts_ns=paths.uts,
                     extras=self._extra_status(node))
 
     def _dns_status(self):

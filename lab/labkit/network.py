@@ -143,6 +143,40 @@ def heal(topo, networks):
             raise LabError(f"cannot heal the {network} network: {result.stderr.strip()}")
 
 
+def _silence_table(endpoint):
+    return f"clusterlab_silent_{endpoint.name}"
+
+
+def silence(topo, endpoint):
+    """Drops every frame to or from `endpoint`'s ports, carrier kept (a paused machine: nothing
+    answers, not even its kernel's ARP); a table of its own, so partitions and heal leave it
+    alone. Returns the networks silenced."""
+    done = []
+    for network in endpoint.networks:
+        table = _silence_table(endpoint)
+        _nft(topo, network, "\n".join([
+            f"table bridge {table} {{",
+            "  chain forward { type filter hook forward priority -10; policy accept; }",
+            "}",
+            f"flush chain bridge {table} forward",
+            f'add rule bridge {table} forward iifname "{endpoint.name}" drop',
+            f'add rule bridge {table} forward oifname "{endpoint.name}" drop',
+            ""]))
+        done.append(network)
+    return done
+
+
+def unsilence(topo, endpoint):
+    """Undoes silence(); nothing to do when it was not silenced."""
+    for network in endpoint.networks:
+        ns = topo.switch_netns(network)
+        result = in_netns(ns, ["nft", "delete", "table", "bridge", _silence_table(endpoint)],
+                          check=False)
+        if result.returncode != 0 and "No such file" not in result.stderr:
+            raise LabError(f"cannot let {endpoint.name} talk on the {network} network again: "
+                           f"{result.stderr.strip()}")
+
+
 def delete_netns(name):
     """Deletes namespace `name` if it exists (its veths go with it)."""
     if os.path.exists(netns_path(name)):

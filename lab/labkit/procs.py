@@ -127,3 +127,28 @@ def kill_all(find, timeout=10.0):
         for fd in fds:
             _wait_fd(fd, max(0.0, deadline - time.monotonic()))
             os.close(fd)
+
+
+def signal_all(find, sig, timeout=10.0):
+    """Sends `sig` to every PID `find()` returns, again for PIDs that appear meanwhile (a process
+    may fork between the scan and the signal), until a scan finds nobody new. Returns the PIDs
+    signalled. For SIGSTOP/SIGCONT: the processes stay."""
+    deadline = time.monotonic() + timeout
+    done = set()
+    while True:
+        new = [pid for pid in find() if pid not in done]
+        if not new:
+            return sorted(done)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes kept appearing: {new}")
+        for pid in new:
+            fd = _pidfd(pid, None)
+            if fd is None:
+                continue
+            try:
+                signal.pidfd_send_signal(fd, sig)
+                done.add(pid)
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(fd)

@@ -54,13 +54,18 @@ def add_target(state, control, tid, prefix, lun_name, backing):
     the access control); recorded so `down` deletes it."""
     iqn = topology.target_iqn(prefix, lun_name)
     state.record("target", control=control, tid=tid)
+    define_target(control, tid, iqn, backing)
+    return iqn
+
+
+def define_target(control, tid, iqn, backing):
+    """Target `tid` named `iqn` with LUN 1 backed by `backing`, open to every initiator."""
     tgtadm(control, "--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", str(tid),
            "-T", iqn)
     tgtadm(control, "--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", str(tid),
            "--lun", "1", "-b", backing)
     tgtadm(control, "--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", str(tid),
            "-I", "ALL")
-    return iqn
 
 
 def shutdown(control, tids):
