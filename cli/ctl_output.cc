@@ -45,13 +45,20 @@ std::string format_groups(const std::vector<GroupView>& groups) {
   return format_table({"GROUP", "STATE", "OWNER", "RESOURCES", "REASON"}, rows);
 }
 
+// A failed resource is stopped for cleanup afterwards; its state then says offline and the
+// reason "stopped", so the failure that caused it is shown beside it.
+std::string resource_reason(const ResourceView& r) {
+  if (r.last_failure.empty() || r.state == "failed" || r.reason == r.last_failure) return r.reason;
+  return r.reason + " (last failure: " + r.last_failure + ")";
+}
+
 std::string format_resources(const std::vector<GroupView>& groups) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& g : groups) {
     for (const auto& r : g.resources) {
       std::string type = r.agent.empty() ? r.type : r.type + ":" + r.agent;
       rows.push_back({g.name + "/" + r.name, type, r.state, r.pid ? std::to_string(r.pid) : "-",
-                      std::to_string(r.restarts), r.reason});
+                      std::to_string(r.restarts), resource_reason(r)});
     }
   }
   return format_table({"RESOURCE", "TYPE", "STATE", "PID", "RESTARTS", "REASON"}, rows);

@@ -10,12 +10,24 @@ TEST_CASE("tables align columns and leave the last one unpadded") {
 
 TEST_CASE("resources show group/name, type with agent, dashes for no pid") {
   GroupView g{"web", "online", "node1", "", {}};
-  g.resources.push_back({"app", "process", "", "online", "started", 1, 77, 0, "ok", ""});
-  g.resources.push_back({"d", "ocf", "heartbeat:Dummy", "offline", "", 0, 0, 0, "", ""});
+  g.resources.push_back({"app", "process", "", "online", "started", 1, 77, 0, "ok", "", ""});
+  g.resources.push_back({"d", "ocf", "heartbeat:Dummy", "offline", "", 0, 0, 0, "", "", ""});
   std::string out = format_resources({g});
   CHECK(out.find("web/app   process              online   77   1         started") !=
         std::string::npos);
   CHECK(out.find("web/d     ocf:heartbeat:Dummy  offline  -    0") != std::string::npos);
+}
+
+TEST_CASE("a resource stopped after a failure still shows the failure") {
+  GroupView g{"web", "offline", "", "", {}};
+  g.resources.push_back({"svc", "service", "", "offline", "stopped", 0, 0, 0, "", "",
+                         "start failed: unit web.service failed: Result=exit-code"});
+  g.resources.push_back({"f", "process", "", "failed", "exited with status 3", 0, 0, 0, "", "",
+                         "exited with status 3"});
+  std::string out = format_resources({g});
+  CHECK(out.find("stopped (last failure: start failed: unit web.service failed: "
+                 "Result=exit-code)") != std::string::npos);
+  CHECK(out.find("exited with status 3 (last failure") == std::string::npos);
 }
 
 TEST_CASE("event lines carry time, number, subject, transition and reason") {

@@ -17,7 +17,7 @@ GroupView group_view(const GroupStatus& status) {
   for (const auto& r : status.resources) {
     g.resources.push_back({r.name, r.type, r.agent, to_string(r.state), r.reason, r.restarts,
                            static_cast<std::uint32_t>(r.main_pid > 0 ? r.main_pid : 0),
-                           r.since_wall_usec, r.last_looks_alive, r.last_is_alive});
+                           r.since_wall_usec, r.last_looks_alive, r.last_is_alive, r.last_failure});
   }
   return g;
 }
@@ -35,7 +35,8 @@ nlohmann::json to_json(const NodeView& node) {
 nlohmann::json to_json(const ResourceView& r) {
   return {{"name", r.name},     {"type", r.type},         {"agent", r.agent}, {"state", r.state},
           {"reason", r.reason}, {"restarts", r.restarts}, {"pid", r.pid},
-          {"last_looks_alive", r.last_looks_alive}, {"last_is_alive", r.last_is_alive}};
+          {"last_looks_alive", r.last_looks_alive}, {"last_is_alive", r.last_is_alive},
+          {"last_failure", r.last_failure}};
 }
 
 nlohmann::json to_json(const GroupView& group) {

@@ -35,6 +35,7 @@ struct ResourceView {
   Usec since_wall_usec = 0;
   std::string last_looks_alive;  ///< Last LooksAlive outcome, "" before the first.
   std::string last_is_alive;     ///< Last IsAlive outcome, "" before the first.
+  std::string last_failure;      ///< Reason of the last failure, "" if none.
   friend bool operator==(const ResourceView&, const ResourceView&) = default;
 };
 

@@ -79,7 +79,7 @@ TEST_CASE("status JSON has exactly the contract's keys") {
   CHECK(g["state"] == to_string(GroupState::PartialOnline));
   const auto& r = g["resources"][0];
   CHECK(keys(r) ==
-        std::vector<std::string>{"agent", "last_is_alive", "last_looks_alive", "name", "pid",
+        std::vector<std::string>{"agent", "last_failure", "last_is_alive", "last_looks_alive", "name", "pid",
                                  "reason", "restarts", "state", "type"});
   CHECK(r["pid"] == 4242);
   CHECK(r["restarts"] == 2);

@@ -67,17 +67,18 @@ int append_resource(sd_bus_message* m, const ResourceView& x) {
   return sd_bus_message_append(m, CLUSTERD_SIG_RESOURCE, x.name.c_str(), x.type.c_str(),
                                x.agent.c_str(), x.state.c_str(), x.reason.c_str(), x.restarts,
                                x.pid, static_cast<uint64_t>(x.since_wall_usec),
-                               x.last_looks_alive.c_str(), x.last_is_alive.c_str());
+                               x.last_looks_alive.c_str(), x.last_is_alive.c_str(),
+                               x.last_failure.c_str());
 }
 
 int read_resource(sd_bus_message* m, ResourceView* x) {
-  int r = sd_bus_message_enter_container(m, 'r', "sssssuutss");
+  int r = sd_bus_message_enter_container(m, 'r', "sssssuutsss");
   if (r <= 0) return r < 0 ? r : -ENXIO;
   if ((r = read_strings(m, {&x->name, &x->type, &x->agent, &x->state, &x->reason})) < 0) return r;
   uint64_t since = 0;
   if ((r = sd_bus_message_read(m, "uut", &x->restarts, &x->pid, &since)) < 0) return r;
   x->since_wall_usec = since;
-  if ((r = read_strings(m, {&x->last_looks_alive, &x->last_is_alive})) < 0) return r;
+  if ((r = read_strings(m, {&x->last_looks_alive, &x->last_is_alive, &x->last_failure})) < 0) return r;
   return sd_bus_message_exit_container(m);
 }
 

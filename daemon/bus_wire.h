@@ -28,7 +28,7 @@ inline constexpr const char* kErrorShuttingDown = "org.clusterd1.Error.ShuttingD
 
 /// D-Bus signatures of the API structs.
 #define CLUSTERD_SIG_NODE "(sus)"
-#define CLUSTERD_SIG_RESOURCE "(sssssuutss)"
+#define CLUSTERD_SIG_RESOURCE "(sssssuutsss)"
 #define CLUSTERD_SIG_GROUP "(ssssa" CLUSTERD_SIG_RESOURCE ")"
 #define CLUSTERD_SIG_EVENT "(ttsssssss)"
 #define CLUSTERD_SIG_DIAGNOSTIC "(suus)"

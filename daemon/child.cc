@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <grp.h>
 #include <poll.h>
 #include <sched.h>
@@ -238,6 +239,8 @@ Result<Prepared> prepare(const ChildSpec& spec) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // The daemon runs at a raised priority (clusterd --nice); what it starts does not.
+  setpriority(PRIO_PROCESS, 0, 0);
   if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
       dup2(p.capture_stderr ? out_fd : null_fd, 2) < 0)
     child_fail(report_fd, Stage::Setup);

@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
@@ -154,6 +155,16 @@ TEST_CASE("a passed descriptor arrives as fd 3 and nothing else is inherited") {
   char buf[16] = {};
   CHECK(::read(ours.get(), buf, sizeof buf) == 6);
   CHECK(std::string(buf) == "hello\n");
+}
+
+TEST_CASE("a child starts at niceness 0 whatever the daemon's") {
+  TestLoop loop;
+  int before = getpriority(PRIO_PROCESS, 0);
+  REQUIRE(setpriority(PRIO_PROCESS, 0, 5) == 0);  // raising niceness needs no privilege
+  auto exit = run(loop, shell("cut -d' ' -f19 /proc/$$/stat"));
+  setpriority(PRIO_PROCESS, 0, before);  // back (root) or stays 5 (tests run as root here)
+  CHECK(exit.success());
+  CHECK(exit.output == "0\n");
 }
 
 TEST_CASE("a child can run as another user") {

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <charconv>
 #include <functional>
 #include <map>
 
@@ -30,6 +31,15 @@ Result<void> set_log_target(DaemonOptions& o, const std::string& v) {
   return {};
 }
 
+Result<void> set_nice(DaemonOptions& o, const std::string& v) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < -20 || n > 19)
+    return fail("--nice wants a number from -20 to 19, got \"{}\"", v);
+  o.nice = n;
+  return {};
+}
+
 Result<void> set_check_config(DaemonOptions& o, const std::string& v) {
   o.mode = DaemonMode::CheckConfig;
   o.check_config_path = v;
@@ -47,6 +57,7 @@ const std::map<std::string, Setter>& valued_options() {
       {"--log-level", set_log_level},
       {"--log-target", set_log_target},
       {"--check-config", set_check_config},
+      {"--nice", set_nice},
   };
   return options;
 }
@@ -111,6 +122,8 @@ Options:
   --ocf-root DIR       OCF_ROOT for ocf resources (default /usr/lib/ocf)
   --log-level LEVEL    err, warning, notice, info (default) or debug
   --log-target TARGET  auto (default: the journal when there is one), journal or stderr
+  --nice N             the daemon's niceness, -20..19 (default -10: heartbeats go out on time on
+                       a busy machine); resources' processes start at 0
   --check-config FILE  validate FILE, print every problem as FILE:LINE:COLUMN: message,
                        exit 0 when valid and 1 when not; no daemon is started
   --version            print the version and exit

@@ -24,6 +24,10 @@ struct DaemonOptions {
   LogLevel log_level = LogLevel::Info;
   LogTarget log_target = LogTarget::Auto;
   std::string check_config_path;  ///< CheckConfig mode: the file to validate.
+  /// Scheduling niceness of the daemon (-20..19). Its children start at 0 again. Below 0 so a
+  /// busy machine delays heartbeats as little as possible (corosync runs SCHED_RR for the same
+  /// reason; real-time classes are refused in some containers, niceness works everywhere).
+  int nice = -10;
 };
 
 /// Parses argv[1..] (without the program name). Errors are one sentence, for a usage message.

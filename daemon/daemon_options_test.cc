@@ -15,6 +15,7 @@ TEST_CASE("clusterd options: defaults when none are given") {
   CHECK(o->ocf_root == "/usr/lib/ocf");
   CHECK(o->log_level == LogLevel::Info);
   CHECK(o->log_target == LogTarget::Auto);
+  CHECK(o->nice == -10);
 }
 
 TEST_CASE("clusterd options: values as separate words and with '='") {
@@ -54,13 +55,19 @@ TEST_CASE("clusterd options: mistakes are explained") {
   REQUIRE_FALSE(level);
   CHECK(level.error().message.find("err, warning, notice, info or debug") != std::string::npos);
   CHECK_FALSE(parse_daemon_options({"--log-target", "syslog"}));
+  CHECK(parse_daemon_options({"--nice", "5"})->nice == 5);
+  CHECK(parse_daemon_options({"--nice=-20"})->nice == -20);
+  for (const char* bad : {"20", "-21", "x", "1x", ""})
+    CHECK_FALSE(parse_daemon_options({"--nice", bad}));
+  CHECK(parse_daemon_options({"--nice", "x"}).error().message.find("-20 to 19") !=
+        std::string::npos);
 }
 
 TEST_CASE("clusterd --help names every option") {
   std::string help = daemon_help_text();
   for (const char* option :
        {"--config", "--node", "--bus-socket", "--state-dir", "--ocf-root", "--log-level",
-        "--log-target", "--check-config", "--version", "--help"})
+        "--log-target", "--check-config", "--nice", "--version", "--help"})
     CHECK(help.find(option) != std::string::npos);
 }
 

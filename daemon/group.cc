@@ -526,6 +526,7 @@ GroupStatus Group::status() const {
     rs.since_wall_usec = r->since_wall_usec();
     rs.last_looks_alive = r->last_check(MonitorLevel::LooksAlive);
     rs.last_is_alive = r->last_check(MonitorLevel::IsAlive);
+    rs.last_failure = r->last_failure();
     any_up = any_up || r->state() != S::Offline;
     s.resources.push_back(std::move(rs));
   }

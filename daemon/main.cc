@@ -2,7 +2,10 @@
 // run the loop.
 #include <build_config.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -51,6 +54,10 @@ int main(int argc, char** argv) {
     log(LogLevel::Err, {}, "could not block signals: {}", std::strerror(errno));
     return 1;
   }
+  // Heartbeats and echoes must go out on time when the machine is busy (docs/heartbeat.md).
+  if (setpriority(PRIO_PROCESS, 0, options->nice) < 0)
+    log(LogLevel::Warning, {}, "could not set niceness {}: {}; running at {}", options->nice,
+        std::strerror(errno), getpriority(PRIO_PROCESS, 0));
   sd_event* raw_loop = nullptr;
   if (int r = sd_event_new(&raw_loop); r < 0) {
     log(LogLevel::Err, {}, "could not create the event loop: {}", std::strerror(-r));

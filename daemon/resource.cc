@@ -54,6 +54,7 @@ void Resource::enter_state(ResourceState to, std::string reason, Usec wall_usec)
   bool was_online = state_ == ResourceState::Online;
   state_ = to;
   reason_ = std::move(reason);
+  if (to == ResourceState::Failed) last_failure_ = reason_;
   since_wall_usec_ = wall_usec;
   if (to == ResourceState::Online) {
     start_monitors();

@@ -80,6 +80,8 @@ class Resource {
   ResourceState state() const { return state_; }
   /// Reason of the last transition.
   const std::string& reason() const { return reason_; }
+  /// Why it last failed (kept after the cleanup stop that follows), "" if it never did.
+  const std::string& last_failure() const { return last_failure_; }
   /// Wall clock of the last transition.
   Usec since_wall_usec() const { return since_wall_usec_; }
   /// Outcome of the last health check at `level` ("ok", "failed", ...), "" before the first.
@@ -157,6 +159,7 @@ class Resource {
 
   ResourceState state_ = ResourceState::Offline;
   std::string reason_;
+  std::string last_failure_;
   Usec since_wall_usec_ = 0;
   const char* last_check_[2] = {"", ""};  ///< By MonitorLevel: to_string(ActionStatus).
   Action action_ = Action::None;

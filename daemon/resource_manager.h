@@ -47,6 +47,7 @@ struct ResourceStatus {
   Usec since_wall_usec = 0;  ///< When it entered this state.
   std::string last_looks_alive;  ///< Last LooksAlive outcome ("ok", "failed", ...), "" if none.
   std::string last_is_alive;     ///< Last IsAlive outcome, "" if none yet.
+  std::string last_failure;  ///< Reason of its last failure, kept after the cleanup stop.
 };
 
 /// A group as the API shows it.

@@ -429,6 +429,12 @@ TEST_CASE_FIXTURE(Fixture, "a start timeout is a failure") {
   CHECK(resource("web", "log").reason == "start failed: start timed out after 20 s");
   REQUIRE(run_until(loop.get(), [&] { return world.count("stop log") == 1; }));  // Cleanup.
   CHECK(state("web", "log") == S::Failed);
+  // Taken offline afterwards (as the coordinator does with a failed group), the resource still
+  // tells why it failed.
+  REQUIRE(rm->offline_resource("web", "log", "cleanup"));
+  REQUIRE(wait_state("web", "log", S::Offline));
+  CHECK(resource("web", "log").reason != resource("web", "log").last_failure);
+  CHECK(resource("web", "log").last_failure == "start failed: start timed out after 20 s");
 }
 
 TEST_CASE_FIXTURE(Fixture, "a failing stop leaves the resource failed, and the rest goes down") {

@@ -104,11 +104,17 @@ def test_a_unit_that_fails_to_start_shows_systemds_reason(lab, tmp_path):
     assert result.returncode != 0
     assert "unit broken.service failed" in result.stderr, result.stderr
     assert "status 203 (EXEC" in result.stderr, result.stderr
-    # ... and so does the resource's failure in the event history. (The coordinator then stops
-    # the failed group, and `clusterctl resources` shows the resource offline: "stopped".)
+    # ... and so does the resource's failure in the event history ...
     failed = [e for e in lab.ctl("node1", "events", "--json")
               if e["resource"] == "app" and e["to"] == "failed"]
     assert failed and "status 203 (EXEC" in failed[-1]["reason"], failed
+    # ... and `clusterctl resources`, also after the coordinator stopped the failed group for
+    # cleanup (state offline, reason "stopped", the failure kept beside it).
+    rows = [r for r in lab.ctl("node1", "resources", "--json")
+            if r["group"] == "broken" and r["name"] == "app"]
+    assert rows and "status 203 (EXEC" in rows[0]["last_failure"], rows
+    table = lab.ctl("node1", "resources", check=False).stdout
+    assert "status 203 (EXEC" in table, table
     assert owner(lab) == "node1"  # The other group is untouched.
 
 
