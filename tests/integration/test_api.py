@@ -86,8 +86,8 @@ def test_status_json_has_the_contract_shape(daemon_factory):
     assert keys(g) == ["name", "owner", "reason", "resources", "state"]
     assert (g["name"], g["state"]) == ("web", "offline")
     (r,) = g["resources"]
-    assert keys(r) == ["agent", "last_is_alive", "last_looks_alive", "name", "pid", "reason",
-                       "restarts", "state", "type"]
+    assert keys(r) == ["agent", "last_failure", "last_is_alive", "last_looks_alive", "name",
+                       "pid", "reason", "restarts", "state", "type"]
     assert (r["name"], r["type"], r["state"], r["pid"]) == ("sleeper", "process", "offline", 0)
     assert d.json("groups") == s["groups"]
     assert d.json("nodes") == s["nodes"]
