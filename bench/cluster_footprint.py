@@ -12,16 +12,12 @@ import os
 import time
 
 import labbench as lb
+from common import smaps_rollup_kib
 
 
 def memory_kib(pid):
     """{"Rss", "Pss", "Private"} of the process in KiB."""
-    out = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == "kB":
-                out[parts[0].rstrip(":")] = int(parts[1])
+    out = smaps_rollup_kib(pid)
     return {"Rss": out["Rss"], "Pss": out["Pss"],
             "Private": out.get("Private_Clean", 0) + out.get("Private_Dirty", 0)}
 

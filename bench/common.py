@@ -53,3 +53,14 @@ def kill_restart_samples(daemon, port, runs, wait_reaped=False):
         harness.wait_for(lambda: (r := daemon.resource("app", "server"))["state"] == "online"
                          and r["pid"] not in (0, pid), what="server online again")
     return samples
+
+
+def smaps_rollup_kib(pid):
+    """The kB totals of /proc/PID/smaps_rollup by field ("Rss", "Pss", "Private_Dirty", ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from common import harness, summary
+from common import harness, smaps_rollup_kib, summary
 
 
 def cpu_ticks(pid):
@@ -29,12 +29,7 @@ def rss_kib(pid):
 
 def smaps_kib(pid):
     """Resident memory by kind: the totals of smaps_rollup, and the Rss of the [heap] mapping."""
-    out = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == "kB":
-                out[parts[0].rstrip(":")] = int(parts[1])
+    out = smaps_rollup_kib(pid)
     out["Heap"] = 0
     with open(f"/proc/{pid}/smaps") as f:
         in_heap = False

@@ -224,37 +224,29 @@ Result<std::optional<TsigKey>> NameDriver::load_key() const {
 
 Result<void> NameDriver::send_update(const std::vector<InetAddress>& addresses,
                                      Duration deadline, DnsExchange::Done on_answer) {
-  auto key = load_key();
-  if (!key) return std::unexpected(key.error());
   auto wire = encode_dns_update({random_id(), params_.zone, params_.fqdn, params_.ttl, addresses});
   if (!wire) return std::unexpected(wire.error());
-  std::vector<std::uint8_t> mac;
-  if (*key) {
-    auto signed_mac = tsig_sign(*wire, **key, static_cast<std::uint64_t>(std::time(nullptr)));
-    if (!signed_mac) return std::unexpected(signed_mac.error());
-    mac = std::move(*signed_mac);
-  }
-  auto exchange = DnsExchange::start(loop_, *params_.dns_server, std::move(*wire),
-                                     std::move(*key), std::move(mac), deadline,
-                                     std::move(on_answer));
-  if (!exchange) return std::unexpected(exchange.error());
-  exchange_ = std::move(*exchange);
-  return {};
+  return send_signed(std::move(*wire), deadline, std::move(on_answer));
 }
 
 Result<void> NameDriver::send_query(DnsType type, Duration deadline,
                                     DnsExchange::Done on_answer) {
-  auto key = load_key();
-  if (!key) return std::unexpected(key.error());
   auto wire = encode_dns_query(random_id(), params_.fqdn, type);
   if (!wire) return std::unexpected(wire.error());
+  return send_signed(std::move(*wire), deadline, std::move(on_answer));
+}
+
+Result<void> NameDriver::send_signed(std::vector<std::uint8_t> wire, Duration deadline,
+                                     DnsExchange::Done on_answer) {
+  auto key = load_key();
+  if (!key) return std::unexpected(key.error());
   std::vector<std::uint8_t> mac;
   if (*key) {
-    auto signed_mac = tsig_sign(*wire, **key, static_cast<std::uint64_t>(std::time(nullptr)));
+    auto signed_mac = tsig_sign(wire, **key, static_cast<std::uint64_t>(std::time(nullptr)));
     if (!signed_mac) return std::unexpected(signed_mac.error());
     mac = std::move(*signed_mac);
   }
-  auto exchange = DnsExchange::start(loop_, *params_.dns_server, std::move(*wire),
+  auto exchange = DnsExchange::start(loop_, *params_.dns_server, std::move(wire),
                                      std::move(*key), std::move(mac), deadline,
                                      std::move(on_answer));
   if (!exchange) return std::unexpected(exchange.error());

@@ -84,6 +84,9 @@ class NameDriver : public ResourceDriver {
   Result<void> send_update(const std::vector<InetAddress>& addresses, Duration deadline,
                            DnsExchange::Done on_answer);
   Result<void> send_query(DnsType type, Duration deadline, DnsExchange::Done on_answer);
+  /// Signs `wire` with the TSIG key, if any, and sends it; the answer goes to `on_answer`.
+  Result<void> send_signed(std::vector<std::uint8_t> wire, Duration deadline,
+                           DnsExchange::Done on_answer);
   void on_registered(Result<DnsMessage> answer, const std::vector<InetAddress>& addresses);
   void on_deleted(Result<DnsMessage> answer);
   ActionResult deleted_result(const Result<DnsMessage>& answer);
