@@ -41,7 +41,17 @@ Result<void> PrClient::reclaim() {
   // moves the reservation here and drops the old registration. It answers GOOD also when
   // another node took the LUN meanwhile, which is why confirm() follows.
   if (auto ok = preempt(key_); !ok && !is_conflict(ok)) return ok;
-  return confirm("reclaim");
+  auto held = confirm("reclaim");
+  // Someone else holds the LUN now: we are fenced. Withdraw the registration the first step
+  // made, so READ KEYS shows the owner alone (a stale key gives no access under Exclusive
+  // Access, but it misleads whoever reads the keys).
+  if (!held && is_conflict(held)) withdraw();
+  return held;
+}
+
+void PrClient::withdraw() {
+  // REGISTER AND IGNORE EXISTING KEY with service action key 0 unregisters (SPC-3 5.6.7).
+  (void)device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0, 0);
 }
 
 Result<void> PrClient::release() {
@@ -81,9 +91,7 @@ Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) 
       step = preempt(now->holder->key);
       break;
     case HoldStep::Refuse:
-      // Withdraw: a registration we will not use only clutters READ KEYS.
-      (void)device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0,
-                           0);
+      withdraw();  // a registration we will not use only clutters READ KEYS
       return fail_as(IoFailure::Conflict, "{}: the LUN is reserved by {}", sequence,
                      who(now->holder->key));
   }

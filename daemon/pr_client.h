@@ -47,6 +47,8 @@ class PrClient {
 
  private:
   Result<void> register_here();
+  /// Unregisters our key on this nexus, best effort (after losing the LUN).
+  void withdraw();
   Result<void> hold(const TakeOverPolicy& policy, const char* sequence);
   Result<void> preempt(std::uint64_t victim);
   Result<void> preempt_registrants(const std::vector<std::uint64_t>& victims);

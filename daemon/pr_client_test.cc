@@ -142,6 +142,8 @@ TEST_CASE("PrClient: reclaim after a reconnect keeps the LUN; after a take-over 
   CHECK(lost.error().message.find("node 2") != std::string::npos);
   CHECK(failed_as(a.session->write(0, 1, block_of(2))) == IoFailure::Conflict);
   REQUIRE(b.pr->check().has_value());
+  // The fenced node withdrew the registration its reclaim made: only B's key is left.
+  CHECK(keys_on(*b.session) == std::vector<std::uint64_t>{b.pr->key()});
 }
 
 TEST_CASE("PrClient: release leaves no reservation and no key, also from a new nexus") {
