@@ -8,11 +8,15 @@ as a new owner after a failover does."""
 import os
 import shutil
 import subprocess
-import time
+import sys
 
 import pytest
 
 from harness import BUILD, Daemon, free_port, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lab"))
+from labkit import storage  # noqa: E402  (the lab's tgtadm steps, shared)
+from labkit.run import LabError  # noqa: E402
 
 DISK_HELPER = os.path.join(BUILD, "daemon", "clusterd-disk")
 SOCKET_DIR = "/var/run/tgtd"
@@ -58,24 +62,13 @@ class Tgtd:
         self.proc = subprocess.Popen(
             ["tgtd", "-f", "-C", str(self.control), "--iscsi", f"portal=127.0.0.1:{self.port}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            if self.adm("--op", "show", "--mode", "system").returncode == 0:
-                for args in (["--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn],
-                             ["--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
-                              "-b", self.lun],
-                             ["--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"]):
-                    assert self.adm("--lld", "iscsi", *args).returncode == 0, args
-                return True
-            time.sleep(0.05)
-        self.kill()
-        return False
-
-    def adm(self, *args):
-        return subprocess.run(["tgtadm", "-C", str(self.control), *args], capture_output=True,
-                              text=True, timeout=10)
+        try:
+            storage.wait_ready(self.control, lambda: self.proc.poll() is None)
+        except LabError:
+            self.kill()  # e.g. the port was taken meanwhile: try the next control number
+            return False
+        storage.define_target(self.control, 1, self.iqn, self.lun)
+        return True
 
     @property
     def portal(self):
