@@ -14,21 +14,9 @@
 namespace clusterd {
 namespace {
 
-using testing::TempDir;
 using testing::Tgtd;
 
 constexpr const char* kNode1 = "iqn.2024-01.org.clusterd.test:node1";
-
-/// A running tgtd for one test, or nullptr (with a message) when tgtd tests cannot run here.
-std::unique_ptr<Tgtd> start_tgtd(const TempDir& dir) {
-  if (auto why = testing::tgtd_unavailable(); !why.empty()) {
-    MESSAGE("skipped: " << why);
-    return nullptr;
-  }
-  auto tgtd = Tgtd::start(dir.path());
-  REQUIRE_MESSAGE(tgtd.has_value(), (tgtd ? "" : tgtd.error().to_string()));
-  return std::move(*tgtd);
-}
 
 std::unique_ptr<IscsiSession> open_session(const IscsiTarget& target) {
   auto session = IscsiSession::connect(target);
@@ -47,9 +35,9 @@ double seconds_since(MonoTime start) { return mono_now().ms_since(start) / 1000.
 }  // namespace
 
 TEST_CASE("IscsiSession: capacity, then write, flush and read back on a real LUN") {
-  TempDir dir;
-  auto tgtd = start_tgtd(dir);
-  if (!tgtd) return;
+  testing::TgtdCase fixture;
+  if (!fixture.start()) return;
+  auto& tgtd = fixture.tgtd;
   auto session = open_session(tgtd->target_for(kNode1));
   CHECK(session->connected());
   CHECK(session->block_size() == 512);
@@ -81,9 +69,9 @@ TEST_CASE("IscsiSession: capacity, then write, flush and read back on a real LUN
 }
 
 TEST_CASE("IscsiSession: portals are tried in order; none answering is Unreachable") {
-  TempDir dir;
-  auto tgtd = start_tgtd(dir);
-  if (!tgtd) return;
+  testing::TgtdCase fixture;
+  if (!fixture.start()) return;
+  auto& tgtd = fixture.tgtd;
   auto target = tgtd->target_for(kNode1);
   // Port 1 on loopback: nothing listens, the connect is refused at once.
   target.portals = {"127.0.0.1:1", tgtd->portal()};
@@ -102,9 +90,9 @@ TEST_CASE("IscsiSession: portals are tried in order; none answering is Unreachab
 }
 
 TEST_CASE("IscsiSession: a frozen target fails a call after the timeout, a killed one at once") {
-  TempDir dir;
-  auto tgtd = start_tgtd(dir);
-  if (!tgtd) return;
+  testing::TgtdCase fixture;
+  if (!fixture.start()) return;
+  auto& tgtd = fixture.tgtd;
   auto session = open_session(tgtd->target_for(kNode1, std::chrono::seconds(2)));
   std::vector<std::byte> block(512);
 
@@ -137,9 +125,9 @@ TEST_CASE("IscsiSession: a frozen target fails a call after the timeout, a kille
 }
 
 TEST_CASE("IscsiSession: persistent reservation commands on tgt") {
-  TempDir dir;
-  auto tgtd = start_tgtd(dir);
-  if (!tgtd) return;
+  testing::TgtdCase fixture;
+  if (!fixture.start()) return;
+  auto& tgtd = fixture.tgtd;
   auto session = open_session(tgtd->target_for(kNode1));
   const std::uint64_t key = reservation_key(5, 1);
 

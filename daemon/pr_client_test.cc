@@ -14,7 +14,6 @@
 namespace clusterd {
 namespace {
 
-using testing::TempDir;
 using testing::Tgtd;
 
 constexpr std::uint32_t kCluster = 7;
@@ -26,21 +25,7 @@ struct Node {
 };
 
 /// A tgtd and a way to make nodes on it, for one test.
-struct Cluster {
-  TempDir dir;
-  std::unique_ptr<Tgtd> tgtd;
-
-  /// False (with a message) when tgtd tests cannot run here.
-  bool start() {
-    if (auto why = testing::tgtd_unavailable(); !why.empty()) {
-      MESSAGE("skipped: " << why);
-      return false;
-    }
-    auto started = Tgtd::start(dir.path());
-    REQUIRE_MESSAGE(started.has_value(), (started ? "" : started.error().to_string()));
-    tgtd = std::move(*started);
-    return true;
-  }
+struct Cluster : testing::TgtdCase {
 
   Node node(std::uint32_t id) {
     auto target = tgtd->target_for(fmt::format("iqn.2024-01.org.clusterd.test:node{}", id));

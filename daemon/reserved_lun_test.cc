@@ -14,25 +14,11 @@
 namespace clusterd {
 namespace {
 
-using testing::TempDir;
 using testing::Tgtd;
 
 constexpr std::uint32_t kCluster = 9;
 
-struct Target {
-  TempDir dir;
-  std::unique_ptr<Tgtd> tgtd;
-
-  bool start() {
-    if (auto why = testing::tgtd_unavailable(); !why.empty()) {
-      MESSAGE("skipped: " << why);
-      return false;
-    }
-    auto started = Tgtd::start(dir.path());
-    REQUIRE_MESSAGE(started.has_value(), (started ? "" : started.error().to_string()));
-    tgtd = std::move(*started);
-    return true;
-  }
+struct Target : testing::TgtdCase {
 
   IscsiTarget of(std::uint32_t node) const {
     return tgtd->target_for(fmt::format("iqn.2024-01.org.clusterd.test:rl{}", node));

@@ -1,5 +1,7 @@
 #include "tgtd_fixture.h"
 
+#include <doctest/doctest.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -232,6 +234,17 @@ void Tgtd::freeze() {
 
 void Tgtd::thaw() {
   if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+bool TgtdCase::start() {
+  if (auto why = tgtd_unavailable(); !why.empty()) {
+    MESSAGE("skipped: " << why);
+    return false;
+  }
+  auto started = Tgtd::start(dir.path());
+  REQUIRE_MESSAGE(started.has_value(), (started ? "" : started.error().to_string()));
+  tgtd = std::move(*started);
+  return true;
 }
 
 }  // namespace clusterd::testing

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "iscsi_session.h"
+#include "loop_test_util.h"
 
 namespace clusterd::testing {
 
@@ -66,6 +67,14 @@ class Tgtd {
   int control_ = -1;
   pid_t pid_ = 0;
   bool owns_socket_ = false;  ///< The control socket was seen held by our tgtd.
+};
+
+/// A tgtd in a directory of its own for one test case. start() is false (with a doctest
+/// message) where tgtd tests cannot run; a tgtd that does not come up fails the test.
+struct TgtdCase {
+  TempDir dir;
+  std::unique_ptr<Tgtd> tgtd;
+  bool start();
 };
 
 }  // namespace clusterd::testing
