@@ -226,8 +226,7 @@ MonoTime ClusterService::next_wakeup(MonoTime now) const {
   Duration w = takeover_margin(detection());
   for (const auto& [node, since] : unheard_since_) consider(since + w);
   if (leading()) {
-    for (const auto& [node, since] : joining_since_)
-      consider(std::max(since, term_began_) + detection());
+    if (auto end = joining_hold_end(joining_since_, term_began_, detection())) consider(*end);
   }
   return next;
 }

@@ -28,11 +28,20 @@ NodeState judge_node(const NodeFacts& f) {
   return NodeState::Up;
 }
 
+std::optional<MonoTime> joining_hold_end(const std::map<std::string, MonoTime>& joining_since,
+                                         MonoTime term_start, Duration grace) {
+  std::optional<MonoTime> end;
+  for (const auto& [node, since] : joining_since) {
+    MonoTime e = std::max(since, term_start) + grace;
+    if (!end || e > *end) end = e;
+  }
+  return end;
+}
+
 bool hold_for_joining(const std::map<std::string, MonoTime>& joining_since, MonoTime term_start,
                       MonoTime now, Duration grace) {
-  return std::any_of(joining_since.begin(), joining_since.end(), [&](const auto& entry) {
-    return now < std::max(entry.second, term_start) + grace;
-  });
+  auto end = joining_hold_end(joining_since, term_start, grace);
+  return end && now < *end;
 }
 
 }  // namespace clusterd

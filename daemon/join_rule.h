@@ -60,4 +60,9 @@ NodeState judge_node(const NodeFacts& facts);
 bool hold_for_joining(const std::map<std::string, MonoTime>& joining_since, MonoTime term_start,
                       MonoTime now, Duration grace);
 
+/// When that hold ends (the latest node's bound), nullopt when nobody is joining; the shell
+/// arms its timer for it.
+std::optional<MonoTime> joining_hold_end(const std::map<std::string, MonoTime>& joining_since,
+                                         MonoTime term_start, Duration grace);
+
 }  // namespace clusterd

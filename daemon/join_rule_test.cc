@@ -75,6 +75,9 @@ TEST_CASE("join rule: the coordinator holds for a joining node for a bounded gra
   // Any node still inside its grace holds.
   joining["node2"] = at_ms(3300);
   CHECK(hold_for_joining(joining, at_ms(0), at_ms(3700), grace));
+  // The hold ends with the latest node's grace: that is when the timer is armed.
+  CHECK(joining_hold_end(joining, at_ms(0), grace) == at_ms(3800));
+  CHECK_FALSE(joining_hold_end({}, at_ms(0), grace));
 }
 
 }  // namespace clusterd
