@@ -211,6 +211,21 @@ void ClusterService::arm_timer(MonoTime now) {
   sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
 }
 
+// Brings the timer forward to `at` when it is armed later (never delays it: a poke stays due).
+// Deadlines made outside tick() (a new leader's takeover margin, Raft's timers after a message)
+// would otherwise wait for the next housekeeping, up to an interval late.
+void ClusterService::wake_by(MonoTime at) {
+  if (!timer_) return;
+  int enabled = SD_EVENT_OFF;
+  std::uint64_t armed = 0;
+  if (sd_event_source_get_enabled(timer_.get(), &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+      sd_event_source_get_time(timer_.get(), &armed) >= 0 && armed <= at.usec)
+    return;
+  sd_event_source_set_time(timer_.get(), at.usec);
+  sd_event_source_set_time_accuracy(timer_.get(), 1);
+  sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+}
+
 MonoTime ClusterService::next_wakeup(MonoTime now) const {
   // Housekeeping at least every interval (at most kHousekeepingMax); every deadline that can
   // change a decision sooner arms the timer exactly.
@@ -298,10 +313,12 @@ void ClusterService::process_ready() {
     }
     if (ready.status) on_status(*ready.status);
   }
-  if (!applied) return;
-  maybe_compact();
-  coordinate();
-  reconcile();
+  if (applied) {
+    maybe_compact();
+    coordinate();
+    reconcile();
+  }
+  wake_by(next_wakeup(mono_now()));
 }
 
 void ClusterService::apply_committed(const Entry& entry) {
@@ -549,7 +566,9 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
       continue;
     }
     auto [it, inserted] = unheard_since_.try_emplace(n.name, now);
-    if (now >= it->second + takeover_margin(detection())) safe.insert(n.name);
+    MonoTime safe_at = it->second + takeover_margin(detection());
+    if (now >= safe_at) safe.insert(n.name);
+    else if (inserted) wake_by(safe_at);  // decide at W, not at the next housekeeping
   }
   return safe;
 }

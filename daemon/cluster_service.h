@@ -147,6 +147,8 @@ class ClusterService {
   /// Arms the timer for the earliest deadline after `now` (housekeeping at the latest).
   void arm_timer(MonoTime now);
   MonoTime next_wakeup(MonoTime now) const;
+  /// Brings the timer forward to `at` if it is armed later.
+  void wake_by(MonoTime at);
   void on_frame(const HeartbeatFrame& frame);
   void send_echo(std::uint8_t node, std::uint64_t sequence);
   static int on_timer(sd_event_source* source, uint64_t usec, void* userdata) noexcept;
