@@ -86,7 +86,11 @@ def window(lab, args):
     counts = {k: 0 for k in ("evictions", "pre-votes", "elections", "view changes",
                              "quorum events", "placements")}
     for n in lab.nodes:
-        classify([e for e in lab.json(n, "events") or [] if e["seq"] > seqs[n]], counts)
+        events = [e for e in lab.json(n, "events") or [] if e["seq"] > seqs[n]]
+        classify(events, counts)
+        for e in events:  # what an eviction or a self-stop said, to tell whose stall it was
+            if e["kind"] == "quorum" or " is unreachable" in e["reason"]:
+                print(f"  {n} {e['time']} {e['kind']}: {e['reason']}")
     owner_after = lb.online_on(lab, lab.nodes, "vip")
     for n in lab.nodes:
         after = lb.heartbeat_counters(lab, n)

@@ -238,6 +238,7 @@ MonoTime ClusterService::next_wakeup(MonoTime now) const {
   consider(raft_->next_deadline());
   if (auto stop = guard_->stop_deadline(now)) consider(*stop);
   if (kill_at_) consider(*kill_at_);
+  if (fence_grace_) consider(*fence_grace_);
   Duration w = takeover_margin(detection());
   for (const auto& [node, since] : unheard_since_) consider(since + w);
   if (leading()) {
@@ -473,6 +474,7 @@ void ClusterService::on_echo(const PeerMessage& message) {
     std::uint64_t sequence = 0;
     for (auto b : p) sequence = (sequence << 8) | b;
     guard_->echoed(message.from, sequence);
+    if (fence_grace_ || fenced_) poke();  // the awaited confirmation may be this one
     return;
   }
   // Daemons before the binary echo sent {"seq": N} (rolling upgrades).
@@ -859,6 +861,7 @@ void ClusterService::on_group_failed(const std::string& group) {
 
 void ClusterService::check_quorum(MonoTime now) {
   if (guard_->quorate(now)) {
+    fence_grace_.reset();
     if (fenced_) {
       record("quorum", "", "a quorum confirms this node again; groups follow the coordinator");
       fenced_ = false;
@@ -866,6 +869,15 @@ void ClusterService::check_quorum(MonoTime now) {
     }
     return;
   }
+  if (!fenced_ && !fence_grace_ && guard_->confirmed(now)) {
+    // docs/membership.md, "The echo grace": a stalled loop finds its confirmation old while the
+    // echoes that renew it wait in the socket behind this timer. Send a heartbeat and give its
+    // echo a moment; the hard kill stays at C + D - M, so the bound does not move.
+    fence_grace_ = now + guard_->timing().echo_grace(config_->heartbeat.interval);
+    heartbeats_->send_now();
+    return;
+  }
+  if (!fenced_ && fence_grace_ && now < *fence_grace_) return;
   if (!fenced_) self_fence(now);
   if (kill_at_ && now >= *kill_at_) {
     kill_leftovers();
@@ -876,6 +888,7 @@ void ClusterService::check_quorum(MonoTime now) {
 
 void ClusterService::self_fence(MonoTime now) {
   fenced_ = true;
+  fence_grace_.reset();
   sync_index_.reset();
   joined_ = false;  // it rejoins once a quorum confirms it and it caught up again
   publish_status();

@@ -204,6 +204,8 @@ class ClusterService {
   std::optional<Index> sync_index_;
   bool sync_pending_ = false;
   std::optional<MonoTime> kill_at_;
+  /// A self-stop is due but waits until then for the echo of a fresh heartbeat.
+  std::optional<MonoTime> fence_grace_;
   std::string fence_reason_;
 };
 

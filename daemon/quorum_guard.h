@@ -21,6 +21,12 @@ struct QuorumTiming {
   Duration stop_after() const { return detection - stop_budget - margin; }
   /// How old it may be before whatever is left is killed: D - M.
   Duration kill_after() const { return detection - margin; }
+  /// How long a self-stop that is due waits for the echo of a heartbeat sent at that moment
+  /// (and for echoes already queued behind a stalled loop) before it begins: at most half the
+  /// stop budget, so the orderly stop keeps the other half and the hard kill stays at D - M.
+  Duration echo_grace(Duration interval) const {
+    return std::min(stop_budget / 2, std::max(Duration(2), interval / 2));
+  }
 };
 
 /// Tracks when a quorum last confirmed hearing this node.

@@ -64,4 +64,15 @@ TEST_CASE("quorum guard: the self-stop deadline is shorter than the takeover bou
   CHECK(t.stop_after() > Duration(200));  // two heartbeat intervals of normal echo staleness
 }
 
+TEST_CASE("quorum guard: the echo grace leaves half the stop budget and never moves the kill") {
+  QuorumTiming t;  // D 500, S 150, M 30
+  CHECK(t.echo_grace(Duration(100)) == Duration(50));
+  CHECK(t.stop_after() + t.echo_grace(Duration(100)) < t.kill_after());
+  QuorumTiming aggressive{Duration(40), Duration(13), Duration(5)};
+  CHECK(aggressive.echo_grace(Duration(10)) == Duration(5));
+  CHECK(aggressive.echo_grace(Duration(1)) == Duration(2));  // one echo round trip, at least
+  QuorumTiming tiny{Duration(6), Duration(2), Duration(1)};
+  CHECK(tiny.echo_grace(Duration(2)) == Duration(1));  // never more than half the budget
+}
+
 }  // namespace clusterd
