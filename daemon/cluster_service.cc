@@ -248,6 +248,10 @@ MonoTime ClusterService::next_wakeup(MonoTime now) const {
 }
 
 void ClusterService::tick() {
+  // Echoes and Raft messages that arrived while the loop stalled are read before any deadline
+  // is judged: otherwise a late timer would see an old confirmation or a silent leader that
+  // are sitting in the socket (the loop runs this timer before its socket sources).
+  transport_->drain_all();
   MonoTime now = mono_now();
   raft_->tick(now);
   process_ready();

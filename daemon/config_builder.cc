@@ -12,7 +12,7 @@ constexpr std::uint64_t kMaxClusterId = (1u << 24) - 1;
 constexpr std::uint64_t kMaxNodeId = 255;
 // The design's lower bound for heartbeats is about 10 ms; above 10 s failover would be too slow
 // to be of use.
-constexpr Duration kMinHeartbeat{10};
+constexpr Duration kMinHeartbeat{5};
 constexpr Duration kMaxHeartbeat = std::chrono::seconds(10);
 
 }  // namespace

@@ -332,6 +332,10 @@ int PeerTransport::on_io(sd_event_source*, int, uint32_t, void* socket) noexcept
   return 0;
 }
 
+void PeerTransport::drain_all() {
+  for (auto& socket : sockets_) drain(*socket);
+}
+
 void PeerTransport::drain(Socket& socket) {
   std::size_t network = socket.network.index;
   for (int i = 0; i < kMaxReadsPerWakeup; ++i) {

@@ -219,6 +219,10 @@ class PeerTransport {
   void on_request(std::uint16_t type, RequestHandler handler);
   /// Where the failure detector says each peer is reachable (optional).
   void set_link_state(LinkState link_state) { link_state_ = std::move(link_state); }
+  /// Reads every datagram already queued on every network now, handling each as it arrives.
+  /// A timer that judges peers by what they sent calls this first: after a stall its
+  /// callback may run before the loop has read what is waiting.
+  void drain_all();
   /// Counters.
   const PeerCounters& counters() const { return counters_; }
   /// Requests waiting for an answer.

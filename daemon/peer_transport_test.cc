@@ -187,6 +187,22 @@ TEST_CASE("PeerTransport: oneway messages and requests between two nodes, on eit
   CHECK_FALSE(t.a->send(3, 5, bytes("x")));  // not a peer
 }
 
+TEST_CASE("PeerTransport: drain_all reads what is queued without the loop running") {
+  // What the cluster service's timer relies on after a stall: the echo is handled before the
+  // deadline that it would have pushed back is judged.
+  TwoTransports t;
+  std::vector<std::string> got;
+  t.b->on_message(5, [&](const PeerMessage& m) { got.push_back(text(m.payload)); });
+  t.a->set_link_state([](std::uint8_t, std::size_t n) { return n == testing::kPublicNet; });
+  REQUIRE(t.a->send(2, 5, bytes("queued")));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) t.b->drain_all();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == "queued");
+  t.b->drain_all();  // nothing more queued: nothing more handled
+  CHECK(got.size() == 1);
+}
+
 TEST_CASE("PeerTransport: requests survive 30 % loss each way; handlers run once per request") {
   TwoTransports t;
   int handled = 0;
