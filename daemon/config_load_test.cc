@@ -329,7 +329,7 @@ TEST_CASE("numbers out of range") {
   check_single_error("cluster: {name: x, id: 1}\nnodes: [{name: a, id: 1, votes: 2}]\n",
                      "test.yaml:2:33: node 'a': votes: must be between 0 and 1, got 2");
   check_single_error(with_header("heartbeat: {interval: 1ms}\n"),
-                     "test.yaml:9:23: heartbeat.interval: must be between 10ms and 10s, got 1ms");
+                     "test.yaml:9:23: heartbeat.interval: must be between 5ms and 10s, got 1ms");
   check_single_error(
       "cluster: {name: x, id: 1}\nnetworks: [{name: n, subnet: 10.0.0.0/8, port: 70000}]\n"
       "nodes: [{name: a, id: 1}]\n",
