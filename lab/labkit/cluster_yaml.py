@@ -54,6 +54,22 @@ def _nodes(topo):
     return lines
 
 
+def _disk(topo):
+    """The `data` resource: the ledger LUN under the owner's reservation, mounted at
+    LEDGER_MOUNT_POINT (formatted at its first start only)."""
+    return ["      - name: data",
+            "        type: disk",
+            "        params:",
+            f"          portal: \"{topo.portal}\"",
+            f"          target: {topology.target_iqn(topo.prefix, 'ledger')}",
+            f"          mount_point: {LEDGER_MOUNT_POINT}",
+            "          mkfs: \"true\"",
+            "          io_timeout: 2s",
+            "        monitor:",
+            f"          looks_alive: {DISK_LOOKS_ALIVE}",
+            f"          is_alive: {DISK_IS_ALIVE}"]
+
+
 def _ledger(topo, agent, ledgerd):
     owners = ", ".join(n.name for n in topo.nodes)
     binary = [f"          binary: {ledgerd}"] if ledgerd else []
@@ -151,23 +167,6 @@ def _service(topo, dns):
 # the order one chain: independent resources start in parallel, and taking the disk first means
 # the old owner's key has been preempted (it is fenced) before its address is claimed.
 FULL_GROUP = "full"
-FULL_ORDER = ("data", "vip", "netname", "ledgerd")
-
-
-def _disk(topo):
-    """The `data` resource: the ledger LUN under the owner's reservation, mounted at
-    LEDGER_MOUNT_POINT (formatted at its first start only)."""
-    return ["      - name: data",
-            "        type: disk",
-            "        params:",
-            f"          portal: \"{topo.portal}\"",
-            f"          target: {topology.target_iqn(topo.prefix, 'ledger')}",
-            f"          mount_point: {LEDGER_MOUNT_POINT}",
-            "          mkfs: \"true\"",
-            "          io_timeout: 2s",
-            "        monitor:",
-            f"          looks_alive: {DISK_LOOKS_ALIVE}",
-            f"          is_alive: {DISK_IS_ALIVE}"]
 
 
 def _full(topo, dns):
