@@ -96,7 +96,7 @@ def print_summary(status):
               f"(CLUSTERD_SYSTEMD_BUS), units in {user_manager.UNIT_DIR}")
     if status["group"] != "none":
         netname = (f", network name {cluster_yaml.NETWORK_NAME}.{dns.ZONE}"
-                if status["group"] == cluster_yaml.SERVICE_GROUP else "")
+                   if cluster_yaml.has_network_name(status["group"]) else "")
         print(f"  {'group':<10} {_group_name(status['group'])}: virtual IP "
               f"{topology.PUBLIC.host(topology.VIP_HOST)}{netname}")
     flag = "" if name == "lab" else f" --name {name}"
@@ -348,7 +348,9 @@ def _parser():
                    help="demo group in cluster.yaml (default ledger: virtual IP + ledgerd; "
                    f"ip-only: group '{cluster_yaml.IP_ONLY_GROUP}' with only the virtual IP, no "
                    "ARP probe; service: virtual IP + network name in DNS + ledgerd as a systemd "
-                   "unit, implies --dns and --systemd; none: no groups)")
+                   "unit, implies --dns and --systemd; full: the ledger LUN + virtual IP + network "
+                   "name + ledgerd as a systemd unit with its data on the LUN, implies --dns and "
+                   "--systemd; none: no groups)")
     p.add_argument("--dns", action="store_true",
                    help=f"run a DNS server (named, {topology.PUBLIC.host(topology.DNS_HOST)}, "
                    f"zone {dns.ZONE}, updates signed with a key in every node); `client` "

@@ -141,10 +141,10 @@ class Lab:
     def _prepare_user_manager(self, paths):
         node_run = paths.host_path("run")
         user_manager.prepare(node_run)
-        if self.state["group"] == cluster_yaml.SERVICE_GROUP:
-            user_manager.install_unit(node_run, cluster_yaml.SERVICE_UNIT,
-                                      cluster_yaml.service_unit(self.topo,
-                                                                self.state.data.get("ledgerd")))
+        user_manager.share_mounts(paths.enter())
+        for name, text in cluster_yaml.user_units(self.topo, self.state["group"],
+                                                  self.state.data.get("ledgerd")).items():
+            user_manager.install_unit(node_run, name, text)
 
     def _start_user_manager(self, node):
         paths = self.paths(node)
@@ -501,8 +501,9 @@ def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=F
        heartbeat=None, clusterd=True, dns=False, systemd=False):
     """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`).
     `heartbeat`: {"interval", "misses"} for cluster.yaml; `clusterd` False: no daemons; `dns`: a
-    DNS server; `systemd`: a systemd --user manager per node (the service group implies both)."""
-    if group == cluster_yaml.SERVICE_GROUP:
+    DNS server; `systemd`: a systemd --user manager per node (the service and full groups
+    imply both)."""
+    if cluster_yaml.needs_dns_and_systemd(group):
         dns = systemd = True
     why = topology.check_prefix(prefix)
     if why:

@@ -5,6 +5,8 @@ Recipe (tests/systemd_user.py explains the why of each step):
   systemd tracks processes in (hybrid here: unified and name=systemd), or units of the same name
   on different nodes would share a cgroup and stopping one would kill the other's processes;
   that happens on the host side, before entering the node;
+- /var/lib/clusterd is made shared in the node first, and the manager's `unshare -m` makes its
+  copy a slave: a disk mounted there by clusterd (in the node's namespace) appears to the units;
 - then, inside the node's namespaces, `unshare -m`: a tmpfs on /run/systemd with the
   /run/systemd/system marker, and the cgroup hierarchies mounted again (the node's /sys is a sysfs
   of its own, without them);
@@ -19,7 +21,7 @@ then removes its cgroups.
 import os
 import time
 
-from .run import LabError
+from .run import LabError, run
 
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -27,6 +29,9 @@ RUNTIME_DIR = "/run/user/0"
 PRIVATE = RUNTIME_DIR + "/systemd/private"
 UNIT_DIR = RUNTIME_DIR + "/systemd/user"
 TAG = "systemd"
+# Where the lab's disk resources mount their file systems (the ledger LUN on
+# /var/lib/clusterd/ledger): a bind mount of each node's own directory (nodes.py).
+SHARED_MOUNTS = ("/var/lib/clusterd",)
 READY_TIMEOUT = 20.0
 
 
@@ -70,8 +75,17 @@ def argv(prefix, node, enter):
     """The manager's command line, started from the host's mount namespace: join its cgroups,
     then enter the node (`enter`: the node's nsenter prefix) and start systemd."""
     moves = "".join(f"mkdir -p {c} && echo $$ > {c}/cgroup.procs && " for c in cgroups(prefix, node))
-    inner = " ".join(enter) + " unshare -m --propagation private sh -c '" + _inner_script() + "'"
+    inner = " ".join(enter) + " unshare -m --propagation slave sh -c '" + _inner_script() + "'"
     return ["sh", "-c", moves + "exec " + inner]
+
+
+def share_mounts(enter):
+    """Makes the node's SHARED_MOUNTS shared, before its manager starts: the manager's mount
+    namespace (`unshare -m --propagation slave`) then receives what the node mounts there later,
+    such as a disk resource's file system, as units on a real host see what clusterd mounts; the
+    rest of the node stays private, and nothing the manager mounts flows back."""
+    for path in SHARED_MOUNTS:
+        run(enter + ["mount", "--make-shared", path])
 
 
 def prepare(node_run):
