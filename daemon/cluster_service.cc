@@ -11,6 +11,7 @@
 #include "ip_driver.h"
 #include "log.h"
 #include "netlink_watcher.h"
+#include "qdisk_timing.h"
 
 namespace clusterd {
 namespace {
@@ -1052,6 +1053,14 @@ void ClusterService::record(const std::string& kind, const std::string& group,
   event.group = group;
   event.reason = reason;
   context_.history->add(std::move(event));
+}
+
+// ---- The quorum disk voter ---------------------------------------------------------------------
+
+QuorumTiming cluster_quorum_timing(const Config& config) { return quorum_timing(config); }
+
+Duration cluster_election_timeout_min(const Config& config) {
+  return raft_timing(config).election_timeout_min;
 }
 
 }  // namespace clusterd
