@@ -1139,6 +1139,35 @@ Result<void> ClusterService::merge_disk_checkpoint(const DiskVoterState& disk) {
   return {};
 }
 
+void ClusterService::catch_up_from_disk(const DiskVoterState& disk) {
+  // The disk may hold entries committed with its ack alone (a leader and the disk, while we
+  // were cut off). Without a leader nobody sends them to us, and the disk refuses to vote for a
+  // log behind its own: take them from the disk as a starting node does, then build the
+  // RaftNode again from the merged state (a restart, as far as the core can tell).
+  if (raft_->status().leader || disk.commit <= raft_->commit_index()) return;
+  if (auto ok = merge_disk_checkpoint(disk); !ok) {
+    log(LogLevel::Err, {}, "could not take the quorum disk's newer state: {}", ok.error().to_string());
+    return;
+  }
+  const PersistentState& merged = storage_->state();
+  if (merged.hard.commit <= raft_->commit_index()) return;
+  VoterMap voters;
+  std::map<std::uint8_t, std::uint32_t> votes;
+  for (const auto& n : config_->nodes) voters[n.id] = n.votes;
+  add_disk_voter(voters, votes);
+  MonoTime now = mono_now();
+  raft_ = std::make_unique<RaftNode>(raft_->id(), voters, raft_timing(*config_), merged, now,
+                                     now.usec ^ raft_->id());
+  if (auto restored = decode_state(span_of(merged.snapshot.data)); restored) {
+    std::uint64_t version = state_.config_version;
+    state_ = std::move(*restored);
+    if (state_.config_version != version) take_committed_config();
+  }
+  applied_term_ = merged.snapshot.term;
+  process_ready();
+  poke();
+}
+
 void ClusterService::add_disk_voter(VoterMap& voters,
                                     std::map<std::uint8_t, std::uint32_t>& votes) const {
   if (!qdisk_) return;
@@ -1171,6 +1200,7 @@ void ClusterService::on_disk_frame(const QdiskFrame& frame) {
       return on_disk_lost(frame.reason);
     case QdiskKind::Record:
       disk_record_ = frame.record;
+      if (raft_ && frame.record.state) catch_up_from_disk(*frame.record.state);
       return;
     default:
       return;

@@ -159,6 +159,7 @@ class ClusterService {
   // The quorum disk voter (docs/quorum-disk.md; cluster_service.cc, "The quorum disk voter").
   Result<void> start_disk(std::uint8_t self);
   Result<void> merge_disk_checkpoint(const DiskVoterState& disk);
+  void catch_up_from_disk(const DiskVoterState& disk);
   void add_disk_voter(VoterMap& voters, std::map<std::uint8_t, std::uint32_t>& votes) const;
   void send_to_disk(const Message& message);
   void on_disk_frame(const QdiskFrame& frame);
