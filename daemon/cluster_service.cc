@@ -10,7 +10,9 @@
 #include "incarnation.h"
 #include "ip_driver.h"
 #include "log.h"
+#include "disk_driver.h"
 #include "netlink_watcher.h"
+#include "qdisk_timing.h"
 
 namespace clusterd {
 namespace {
@@ -141,6 +143,8 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
   auto storage = RaftStorage::open(context_.state_dir);
   if (!storage) return std::unexpected(storage.error());
   storage_.emplace(std::move(*storage));
+  // Before the RaftNode exists: the quorum disk's checkpoint may be newer than what we persisted.
+  if (auto r = start_disk(self); !r) return r;
   auto restored = decode_state(span_of(storage_->state().snapshot.data));
   if (!restored) return std::unexpected(restored.error());
   state_ = std::move(*restored);
@@ -154,6 +158,7 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
     voters[n.id] = n.votes;
     votes[static_cast<std::uint8_t>(n.id)] = n.votes;
   }
+  add_disk_voter(voters, votes);
   RaftTiming timing = raft_timing(config);
   if (auto r = validate_raft_settings(self, voters, timing); !r) return r;
   raft_ = std::make_unique<RaftNode>(self, voters, timing, storage_->state(), mono_now(),
@@ -255,6 +260,7 @@ void ClusterService::tick() {
   MonoTime now = mono_now();
   raft_->tick(now);
   process_ready();
+  send_disk_facts();
   check_quorum(now);
   sync();
   update_join();
@@ -306,6 +312,10 @@ void ClusterService::process_ready() {
       return;
     }
     for (const auto& m : ready.messages) {
+      if (m.to == kDiskVoterId) {
+        send_to_disk(m);
+        continue;
+      }
       Bytes bytes = encode_message(m);
       (void)transport_->send(static_cast<std::uint8_t>(m.to),
                              static_cast<std::uint16_t>(PeerType::Raft), span_of(bytes));
@@ -317,6 +327,7 @@ void ClusterService::process_ready() {
       applied = true;
     }
     if (ready.status) on_status(*ready.status);
+    on_disk_ready(ready);
   }
   if (applied) {
     maybe_compact();
@@ -561,6 +572,9 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
     total += n.votes;
     if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
   }
+  auto [disk, disk_total] = disk_votes(now);
+  votes += disk;
+  total += disk_total;
   if (2 * votes <= total) {
     unheard_since_.clear();
     return safe;
@@ -890,7 +904,7 @@ void ClusterService::check_quorum(MonoTime now) {
   }
 }
 
-void ClusterService::self_fence(MonoTime now) {
+void ClusterService::self_fence(MonoTime now, const std::string& why) {
   fenced_ = true;
   fence_grace_.reset();
   sync_index_.reset();
@@ -898,7 +912,8 @@ void ClusterService::self_fence(MonoTime now) {
   publish_status();
   auto c = guard_->confirmed(now);
   fence_reason_ =
-      c ? fmt::format("no quorum has confirmed hearing this node for {} ms", now.ms_since(*c))
+      !why.empty() ? why
+      : c ? fmt::format("no quorum has confirmed hearing this node for {} ms", now.ms_since(*c))
         : std::string("no quorum has confirmed hearing this node yet");
   bool any = false;
   for (const auto& g : context_.manager->status()) {
@@ -1020,7 +1035,7 @@ json ClusterService::describe() const {
     peer_dropped += pc.dropped[i];
   }
   auto c = guard_->confirmed(now);
-  return {{"node", context_.node},
+  json out = {{"node", context_.node},
           {"term", s.term},
           {"role", to_string(s.role)},
           {"coordinator", s.leader ? name_of(static_cast<std::uint8_t>(*s.leader)) : ""},
@@ -1038,6 +1053,8 @@ json ClusterService::describe() const {
             {"accepted", pc.accepted},
             {"dropped", peer_dropped},
             {"drops", peer_drops}}}};
+  if (qdisk_) out["quorum_disk"] = describe_disk(now);
+  return out;
 }
 
 json ClusterService::timelines() const {
@@ -1088,6 +1105,212 @@ void ClusterService::record(const std::string& kind, const std::string& group,
   event.group = group;
   event.reason = reason;
   context_.history->add(std::move(event));
+}
+
+// ---- The quorum disk voter ---------------------------------------------------------------------
+
+namespace {
+
+/// The quorum disk's id in the quorum guard (node ids are 1..255; the guard's ids are 8 bits).
+constexpr std::uint8_t kGuardDiskId = 0;
+/// How long the daemon waits at start for the disk's checkpoint (the arbiter's first record).
+constexpr Duration kCheckpointWait{3000};
+
+}  // namespace
+
+Result<void> ClusterService::start_disk(std::uint8_t self) {
+  const QuorumConfig& q = config_->quorum;
+  if (!uses_disk(q.mode) || !q.disk) return {};
+  if (q.mode == QuorumMode::DiskOnly)
+    return fail("quorum mode disk-only is not supported by this clusterd yet (the node holding "
+                "the disk cannot campaign with 0 votes); use node-and-disk-majority");
+  QdiskHelperOptions o;
+  o.portals = q.disk->portals;
+  o.target = q.disk->target;
+  o.lun = q.disk->lun;
+  o.initiator = q.disk->initiator.empty() ? default_initiator(config_->cluster.name, context_.node)
+                                          : q.disk->initiator;
+  o.arbiter.cluster_id = config_->cluster.id;
+  o.arbiter.node_id = self;
+  o.arbiter.timing = disk_timing(*config_);
+  o.arbiter.backoff = cluster_election_timeout_min(*config_);
+  auto link = QdiskLink::start(
+      context_.loop, qdisk_helper_argv(default_qdisk_helper(), o), kCheckpointWait,
+      [this](const QdiskFrame& f) { on_disk_frame(f); },
+      [this](const std::string& why) {
+        disk_held_ = false;  // silent now: its last confirmation ages in the quorum guard
+        disk_facts_.reset();  // the next arbiter hears them again
+        record("quorum", "", fmt::format("quorum disk arbiter stopped: {}", why));
+      });
+  if (!link) return std::unexpected(link.error());
+  qdisk_ = std::move(*link);
+  applied_term_ = storage_->state().snapshot.term;
+  const auto& first = qdisk_->initial_record();
+  if (!first || !first->state) return {};
+  return merge_disk_checkpoint(*first->state);
+}
+
+Result<void> ClusterService::merge_disk_checkpoint(const DiskVoterState& disk) {
+  // docs/quorum-disk.md, "Starting and rejoining": the disk's committed state is installed when
+  // it is newer, so an old configuration can never come back, also on a node started alone.
+  const PersistentState& old = storage_->state();
+  PersistentState merged = merge_checkpoint(old, disk);
+  RaftReady r;
+  if (merged.snapshot != old.snapshot) {
+    r.snapshot = merged.snapshot;
+    r.entries = merged.entries;
+  } else if (merged.entries.size() > old.entries.size()) {
+    r.entries.assign(merged.entries.begin() + static_cast<std::ptrdiff_t>(old.entries.size()),
+                     merged.entries.end());
+  }
+  if (merged.hard != old.hard) r.hard_state = merged.hard;
+  if (!r.snapshot && r.entries.empty() && !r.hard_state) return {};
+  bool newer = r.snapshot.has_value();
+  if (auto ok = storage_->persist(r); !ok) return ok;
+  applied_term_ = storage_->state().snapshot.term;
+  record("quorum", "",
+         fmt::format("read the quorum disk's checkpoint: term {}, configuration version {}{}",
+                     disk.term, disk.config_version,
+                     newer ? ", newer than this node's state: installed" : ""));
+  return {};
+}
+
+void ClusterService::catch_up_from_disk(const DiskVoterState& disk) {
+  // The disk may hold entries committed with its ack alone (a leader and the disk, while we
+  // were cut off). Without a leader nobody sends them to us, and the disk refuses to vote for a
+  // log behind its own: take them from the disk as a starting node does, then build the
+  // RaftNode again from the merged state (a restart, as far as the core can tell).
+  if (raft_->status().leader || disk.commit <= raft_->commit_index()) return;
+  if (auto ok = merge_disk_checkpoint(disk); !ok) {
+    log(LogLevel::Err, {}, "could not take the quorum disk's newer state: {}", ok.error().to_string());
+    return;
+  }
+  const PersistentState& merged = storage_->state();
+  if (merged.hard.commit <= raft_->commit_index()) return;
+  VoterMap voters;
+  std::map<std::uint8_t, std::uint32_t> votes;
+  for (const auto& n : config_->nodes) voters[n.id] = n.votes;
+  add_disk_voter(voters, votes);
+  MonoTime now = mono_now();
+  raft_ = std::make_unique<RaftNode>(raft_->id(), voters, raft_timing(*config_), merged, now,
+                                     now.usec ^ raft_->id());
+  if (auto restored = decode_state(span_of(merged.snapshot.data)); restored) {
+    std::uint64_t version = state_.config_version;
+    state_ = std::move(*restored);
+    if (state_.config_version != version) take_committed_config();
+  }
+  applied_term_ = merged.snapshot.term;
+  process_ready();
+  poke();
+}
+
+void ClusterService::add_disk_voter(VoterMap& voters,
+                                    std::map<std::uint8_t, std::uint32_t>& votes) const {
+  if (!qdisk_) return;
+  voters[kDiskVoterId] = config_->quorum.disk->votes;
+  votes[kGuardDiskId] = config_->quorum.disk->votes;
+}
+
+void ClusterService::send_to_disk(const Message& message) {
+  if (qdisk_) (void)qdisk_->send(raft_frame(message));
+}
+
+void ClusterService::on_disk_frame(const QdiskFrame& frame) {
+  switch (frame.kind) {
+    case QdiskKind::Raft:
+      if (!raft_) return;
+      raft_->tick(mono_now());
+      raft_->step(frame.message);
+      process_ready();
+      return;
+    case QdiskKind::Held:
+      disk_held_ = true;
+      record("quorum", "", "this node holds the quorum disk");
+      return;
+    case QdiskKind::Confirmed:
+      disk_held_ = true;
+      disk_confirmed_ = frame.at;
+      if (guard_) guard_->confirm(kGuardDiskId, frame.at);
+      return;
+    case QdiskKind::Lost:
+      return on_disk_lost(frame.reason);
+    case QdiskKind::Record:
+      disk_record_ = frame.record;
+      if (raft_ && frame.record.state) catch_up_from_disk(*frame.record.state);
+      return;
+    default:
+      return;
+  }
+}
+
+void ClusterService::on_disk_lost(const std::string& reason) {
+  disk_held_ = false;
+  disk_confirmed_.reset();
+  if (!guard_) return;
+  guard_->forget(kGuardDiskId);
+  record("quorum", "", fmt::format("quorum disk lost: {}", reason));
+  // Our quorum needed the disk: stop at once, not at the guard's deadline (docs/quorum-disk.md).
+  MonoTime now = mono_now();
+  if (!guard_->quorate(now) && !fenced_) self_fence(now, fmt::format("quorum disk lost: {}", reason));
+  poke();
+}
+
+void ClusterService::on_disk_ready(const RaftReady& ready) {
+  if (!qdisk_) return;
+  if (ready.snapshot) applied_term_ = ready.snapshot->term;
+  if (!ready.committed.empty()) applied_term_ = ready.committed.back().term;
+  // The committed state as of the applied index is the disk's next checkpoint (only the holder
+  // writes it; the arbiter ignores it otherwise).
+  if (state_.applied > disk_checkpoint_ && disk_held_) {
+    disk_checkpoint_ = state_.applied;
+    (void)qdisk_->send(checkpoint_frame({state_.applied, applied_term_, encode_state(state_)},
+                                        state_.config_version));
+  }
+  send_disk_facts();
+}
+
+void ClusterService::send_disk_facts() {
+  if (!qdisk_ || !raft_) return;
+  NodeSet reachable = heartbeats_->detector().reachable();
+  std::uint64_t votes = config_->quorum.disk->votes, total = votes;
+  for (const auto& n : config_->nodes) {
+    total += n.votes;
+    if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
+  }
+  QdiskFacts facts{raft_->status().leader.value_or(0), 2 * votes > total};
+  if (disk_facts_ == facts && qdisk_->running()) return;
+  if (qdisk_->send(facts_frame(facts))) disk_facts_ = facts;
+}
+
+std::pair<std::uint64_t, std::uint64_t> ClusterService::disk_votes(MonoTime now) const {
+  if (!qdisk_) return {0, 0};
+  std::uint64_t votes = config_->quorum.disk->votes;
+  bool ours = disk_held_ && disk_confirmed_ && now < *disk_confirmed_ + guard_->timing().stop_after();
+  return {ours ? votes : 0, votes};
+}
+
+nlohmann::json ClusterService::describe_disk(MonoTime now) const {
+  json disk = {{"votes", config_->quorum.disk->votes},
+               {"arbiter_running", qdisk_->running()},
+               {"held_here", disk_held_},
+               {"holder", disk_record_.holder ? json(name_of(static_cast<std::uint8_t>(disk_record_.holder)))
+                                              : json(nullptr)},
+               {"formatted", disk_record_.formatted},
+               {"confirmed_ms_ago", disk_confirmed_ ? json(now.ms_since(*disk_confirmed_)) : json(nullptr)}};
+  if (const auto& s = disk_record_.state) {
+    disk["term"] = s->term;
+    disk["vote"] = s->vote ? json(name_of(static_cast<std::uint8_t>(*s->vote))) : json(nullptr);
+    disk["commit"] = s->commit;
+    disk["config_version"] = s->config_version;
+    disk["checkpoint_index"] = s->checkpoint.index;
+  }
+  return disk;
+}
+
+QuorumTiming cluster_quorum_timing(const Config& config) { return quorum_timing(config); }
+
+Duration cluster_election_timeout_min(const Config& config) {
+  return raft_timing(config).election_timeout_min;
 }
 
 }  // namespace clusterd

@@ -24,6 +24,7 @@
 #include "heartbeat_socket.h"
 #include "join_rule.h"
 #include "peer_transport.h"
+#include "qdisk_link.h"
 #include "quorum_guard.h"
 #include "raft.h"
 #include "raft_storage.h"
@@ -137,7 +138,8 @@ class ClusterService {
   void reconcile();
   void report(const std::string& group, GroupPhase phase);
   void check_quorum(MonoTime now);
-  void self_fence(MonoTime now);
+  /// `why` empty: the quorum guard's own reason.
+  void self_fence(MonoTime now, const std::string& why = {});
   void kill_leftovers();
   void remove_leftover_addresses();
 
@@ -155,6 +157,20 @@ class ClusterService {
   void record(const std::string& kind, const std::string& group, const std::string& reason);
   void record_node(const std::string& node, const std::string& from, const std::string& to);
   Duration detection() const { return config_->heartbeat.interval * config_->heartbeat.misses; }
+
+  // The quorum disk voter (docs/quorum-disk.md; cluster_service.cc, "The quorum disk voter").
+  Result<void> start_disk(std::uint8_t self);
+  Result<void> merge_disk_checkpoint(const DiskVoterState& disk);
+  void catch_up_from_disk(const DiskVoterState& disk);
+  void add_disk_voter(VoterMap& voters, std::map<std::uint8_t, std::uint32_t>& votes) const;
+  void send_to_disk(const Message& message);
+  void on_disk_frame(const QdiskFrame& frame);
+  void on_disk_lost(const std::string& reason);
+  void on_disk_ready(const RaftReady& ready);
+  void send_disk_facts();
+  /// The disk's votes counted for us now (held and confirmed within the stop delay), and in all.
+  std::pair<std::uint64_t, std::uint64_t> disk_votes(MonoTime now) const;
+  nlohmann::json describe_disk(MonoTime now) const;
 
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< For callbacks that outlive us.
   ClusterContext context_;
@@ -207,6 +223,15 @@ class ClusterService {
   /// A self-stop is due but waits until then for the echo of a fresh heartbeat.
   std::optional<MonoTime> fence_grace_;
   std::string fence_reason_;
+
+  // The quorum disk voter (disk modes only).
+  std::unique_ptr<QdiskLink> qdisk_;
+  QdiskRecord disk_record_;                ///< As the arbiter last reported it.
+  bool disk_held_ = false;                 ///< Our arbiter holds the disk.
+  std::optional<MonoTime> disk_confirmed_; ///< Send time of the last confirming check.
+  std::optional<QdiskFacts> disk_facts_;   ///< As last sent.
+  Index disk_checkpoint_ = 0;              ///< Applied index last sent as the checkpoint.
+  Term applied_term_ = 0;                  ///< Term of the entry at state_.applied.
 };
 
 }  // namespace clusterd

@@ -144,10 +144,29 @@ struct NetworkConfig {
 
 enum class QuorumMode { NodeMajority, NodeAndDiskMajority, DiskOnly };
 
+/// The quorum LUN (quorum.disk): one more voter in the disk modes (docs/quorum-disk.md). Its
+/// iSCSI parameters mean what they mean for a disk resource.
+struct QuorumDiskConfig {
+  std::vector<std::string> portals;  ///< "host[:port]", tried in order.
+  std::string target;                ///< Target IQN.
+  int lun = 1;
+  std::uint32_t votes = 1;  ///< The disk's votes in node-and-disk-majority (disk-only: the only ones).
+  std::string initiator;    ///< Empty: the node's default initiator IQN.
+  SourcePos pos;
+  friend bool operator==(const QuorumDiskConfig& a, const QuorumDiskConfig& b) {
+    return a.portals == b.portals && a.target == b.target && a.lun == b.lun &&
+           a.votes == b.votes && a.initiator == b.initiator;
+  }
+};
+
 struct QuorumConfig {
   QuorumMode mode = QuorumMode::NodeMajority;
+  std::optional<QuorumDiskConfig> disk;  ///< Set exactly in the disk modes.
   SourcePos pos;
 };
+
+/// True for the modes in which the quorum disk votes.
+inline bool uses_disk(QuorumMode mode) { return mode != QuorumMode::NodeMajority; }
 
 struct HeartbeatConfig {
   Duration interval = Duration(100);

@@ -4,6 +4,8 @@
 
 #include <limits>
 
+#include "disk_driver.h"
+
 namespace clusterd {
 namespace {
 
@@ -164,10 +166,75 @@ void ConfigBuilder::read_heartbeat(const Field& field) {
 }
 
 void ConfigBuilder::read_quorum(const Field& field) {
-  MapReader map(field, {"mode"});
+  MapReader map(field, {"mode", "disk"});
   config_.quorum.pos = field.key_pos;
   if (auto f = map.get("mode"))
     if (auto v = read_enum<QuorumMode>(*f, kQuorumModes)) config_.quorum.mode = *v;
+  if (auto f = map.get("disk")) {
+    quorum_disk_given_ = true;
+    read_quorum_disk(*f);
+  }
+}
+
+namespace {
+
+// A quorum.disk value as a disk resource parameter: one value, or (portal) a list of them.
+std::optional<ParamValue> disk_param(const Field& field) {
+  ParamValue value;
+  value.pos = field.pos();
+  if (!field.value.IsSequence()) {
+    auto text = read_string(field);
+    if (!text) return std::nullopt;
+    value.scalar = *text;
+    return value;
+  }
+  value.kind = ParamValue::Kind::List;
+  for (const auto& item : field.value) {
+    if (!item.IsScalar()) {
+      field.error_at(position_of(item), fmt::format("{}: list entries must be single values",
+                                                    field.label));
+      return std::nullopt;
+    }
+    value.list.push_back(item.Scalar());
+  }
+  return value;
+}
+
+// Where parse_disk_params' sentence points: the parameter it starts with, else `fallback`.
+SourcePos blamed(const Params& params, const std::string& message, SourcePos fallback) {
+  for (const auto& [key, value] : params)
+    if (message.starts_with(key + ":") || message.starts_with(key + " ")) return value.pos;
+  return fallback;
+}
+
+}  // namespace
+
+void ConfigBuilder::read_quorum_disk(const Field& field) {
+  MapReader map(field, {"portal", "target", "lun", "votes", "initiator"});
+  if (!map.valid()) return;
+  QuorumDiskConfig disk;
+  disk.pos = field.pos();
+  if (auto f = map.get("votes"))
+    if (auto v = read_integer(*f, 1, 255)) disk.votes = static_cast<std::uint32_t>(*v);
+  Params params;
+  for (const char* key : {"portal", "target", "lun", "initiator"})
+    if (auto f = map.get(key))
+      if (auto value = disk_param(*f)) params[key] = std::move(*value);
+  // The iSCSI parameters mean what they mean for a disk resource: the same parser checks them
+  // (a quorum LUN has no mount point; the placeholder only satisfies the resource's rule).
+  Params as_resource = params;
+  as_resource["mount_point"].scalar = "/quorum-disk";
+  auto parsed = parse_disk_params(as_resource);
+  if (!parsed) {
+    field.error_at(blamed(params, parsed.error().message, field.pos()),
+                   fmt::format("{}: {}", field.label, parsed.error().message));
+    return;
+  }
+  disk.portals = parsed->portals;
+  disk.target = parsed->target;
+  disk.lun = parsed->lun;
+  disk.initiator = parsed->initiator;
+  config_.quorum.disk = std::move(disk);
 }
 
 }  // namespace clusterd

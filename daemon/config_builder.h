@@ -32,6 +32,7 @@ class ConfigBuilder {
   void read_network(const YAML::Node& node, std::size_t index);
   void read_heartbeat(const Field& field);
   void read_quorum(const Field& field);
+  void read_quorum_disk(const Field& field);
 
   // Groups and resources (config_groups.cc).
   void read_groups(const Field& field);
@@ -56,6 +57,7 @@ class ConfigBuilder {
   void check_addresses();
   void check_heartbeat_reach();
   void check_votes();
+  void check_quorum_disk();
   void check_owners(const GroupConfig& group);
   void check_dependencies(const GroupConfig& group);
   void check_cycles(const GroupConfig& group);
@@ -88,6 +90,7 @@ class ConfigBuilder {
   std::map<std::string, GroupRefs> group_refs_;
   GroupRefs current_group_;  ///< Of the group being read.
   SetByFile set_by_file_;    ///< Of the resource being read.
+  bool quorum_disk_given_ = false;  ///< quorum.disk is in the file (valid or not).
 };
 
 /// False, after reporting it, when a list item is empty ("- " with nothing after it): an empty

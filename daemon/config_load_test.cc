@@ -1,4 +1,5 @@
 #include "config_load.h"
+#include "qdisk_timing.h"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -145,7 +146,7 @@ nodes:
     votes: 0
     addresses: {public: 192.168.10.2}
 heartbeat: {interval: 50ms, misses: 3}
-quorum: {mode: node-and-disk-majority}
+quorum: {mode: node-and-disk-majority, disk: {portal: 10.0.0.9, target: "iqn.2024-01.x:q"}}
 groups:
   - name: web
     preferred_owners: [n2, n1]
@@ -705,7 +706,8 @@ TEST_CASE("every enum value has a distinct name that the loader reads back") {
   check_enum(kNetworkRoles, 3);
   check_enum(kQuorumModes, 3);
   auto config =
-      parse_ok("cluster: {name: x, id: 1}\nnodes: [{name: a, id: 1}]\nquorum: {mode: disk-only}\n");
+      parse_ok("cluster: {name: x, id: 1}\nnodes: [{name: a, id: 1}]\nquorum: {mode: disk-only, "
+               "disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q}}\n");
   CHECK(config->quorum.mode == QuorumMode::DiskOnly);
 }
 
@@ -725,6 +727,109 @@ nodes: [{name: a, id: 1}]
 quorum: {<<: *c}
 )",
                      "test.yaml:3:10: unknown key 'quorum.<<'");
+}
+
+// ---- The quorum section (docs/configuration.md, "quorum") ---------------------------------------
+
+namespace {
+
+constexpr const char* kTwoNodes = R"(cluster: {name: x, id: 1}
+networks: [{name: pub, subnet: 10.0.0.0/24}]
+nodes:
+  - {name: a, id: 1, addresses: {pub: 10.0.0.1}}
+  - {name: b, id: 2, addresses: {pub: 10.0.0.2}}
+)";
+
+std::string two_nodes(std::string_view rest) { return std::string(kTwoNodes) + std::string(rest); }
+
+}  // namespace
+
+TEST_CASE("quorum.disk: the quorum LUN with a portal list, lun, votes and initiator") {
+  auto config = parse_ok(two_nodes(R"(quorum:
+  mode: node-and-disk-majority
+  disk:
+    portal: [10.0.0.9:3260, "10.0.1.9, 10.0.2.9"]
+    target: iqn.2024-01.org.lab:storage
+    lun: 3
+    votes: 2
+    initiator: iqn.2024-01.org.lab:me
+)"));
+  REQUIRE(config->quorum.disk);
+  const QuorumDiskConfig& d = *config->quorum.disk;
+  CHECK(d.portals == std::vector<std::string>{"10.0.0.9:3260", "10.0.1.9", "10.0.2.9"});
+  CHECK(d.target == "iqn.2024-01.org.lab:storage");
+  CHECK(d.lun == 3);
+  CHECK(d.votes == 2);
+  CHECK(d.initiator == "iqn.2024-01.org.lab:me");
+  CHECK(d.pos.line == 9);
+}
+
+TEST_CASE("quorum.disk: defaults (lun 1, one vote, the node's own initiator)") {
+  auto config = parse_ok(two_nodes(
+      "quorum: {mode: disk-only, disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q}}\n"));
+  REQUIRE(config->quorum.disk);
+  CHECK(config->quorum.mode == QuorumMode::DiskOnly);
+  CHECK(config->quorum.disk->portals == std::vector<std::string>{"10.0.0.9"});
+  CHECK(config->quorum.disk->lun == 1);
+  CHECK(config->quorum.disk->votes == 1);
+  CHECK(config->quorum.disk->initiator.empty());
+  CHECK_FALSE(parse_ok(kTwoNodes)->quorum.disk);
+}
+
+TEST_CASE("quorum.disk: a disk mode needs the disk, and the disk needs a disk mode") {
+  check_single_error(two_nodes("quorum: {mode: node-and-disk-majority}\n"),
+                     "test.yaml:6:1: quorum: mode 'node-and-disk-majority' needs quorum.disk "
+                     "(the quorum LUN: portal, target, lun)");
+  check_single_error(two_nodes("quorum:\n  mode: disk-only\n"),
+                     "test.yaml:6:1: quorum: mode 'disk-only' needs quorum.disk (the quorum LUN: "
+                     "portal, target, lun)");
+  check_single_error(two_nodes("quorum:\n  disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q}\n"),
+                     "test.yaml:7:9: quorum.disk: a quorum disk votes only with mode "
+                     "node-and-disk-majority or disk-only; set the mode or remove the disk");
+}
+
+TEST_CASE("quorum.disk: wrong parameters are reported where they are written") {
+  check_single_error(two_nodes(R"(quorum:
+  mode: disk-only
+  disk:
+    portal: 10.0.0.9
+    target: not-an-iqn
+)"),
+                     "test.yaml:10:13: quorum.disk: target: 'not-an-iqn' is not an iSCSI name "
+                     "(iqn.YYYY-MM.domain:...)");
+  check_single_error(two_nodes(R"(quorum:
+  mode: disk-only
+  disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q, lun: many}
+)"),
+                     "test.yaml:8:58: quorum.disk: lun: 'many' is not a whole number from 0 to "
+                     "16383");
+  check_single_error(two_nodes(R"(quorum:
+  mode: disk-only
+  disk: {target: iqn.2024-01.x:q}
+)"),
+                     "test.yaml:8:9: quorum.disk: portal is required");
+  auto errors = errors_of(two_nodes(R"(quorum:
+  mode: disk-only
+  disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q, votes: 0, mount_point: /x}
+)"));
+  INFO(errors);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] == "test.yaml:8:60: quorum.disk.votes: must be between 1 and 255, got 0");
+  CHECK(errors[1].starts_with("test.yaml:8:63: unknown key 'quorum.disk.mount_point'"));
+}
+
+TEST_CASE("quorum.disk: the disk's timing must fit the heartbeat settings") {
+  // D = 2 x 10 ms: P + 2T = 8 ms against D - S - M = 20 - 6 - 5 = 9 ms still fits.
+  CHECK(parse_ok(two_nodes("heartbeat: {interval: 10ms, misses: 2}\nquorum: {mode: disk-only, "
+                           "disk: {portal: 10.0.0.9, target: iqn.2024-01.x:q}}\n"))
+            ->quorum.disk);
+  Config config;
+  config.heartbeat = {Duration(100), 5};
+  DiskTiming t = disk_timing(config);
+  CHECK(t.period == Duration(100));
+  CHECK(t.command_timeout == Duration(50));
+  CHECK(t.challenge_wait == Duration(730));
+  CHECK(check_disk_timing(config));
 }
 
 }  // namespace clusterd

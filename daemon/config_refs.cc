@@ -7,6 +7,7 @@
 
 #include "config_builder.h"
 #include "group_plan.h"
+#include "qdisk_timing.h"
 
 namespace clusterd {
 namespace {
@@ -33,6 +34,7 @@ void ConfigBuilder::check_references() {
   check_addresses();
   check_heartbeat_reach();
   check_votes();
+  check_quorum_disk();
   for (const auto& group : config_.groups) {
     check_owners(group);
     check_dependencies(group);
@@ -97,6 +99,26 @@ void ConfigBuilder::check_votes() {
   if (votes == 0)
     sink_.error(nodes_pos_, fmt::format("no node has a vote; quorum mode '{}' needs at least one",
                                         to_string(config_.quorum.mode)));
+}
+
+void ConfigBuilder::check_quorum_disk() {
+  const QuorumConfig& q = config_.quorum;
+  if (uses_disk(q.mode) && !quorum_disk_given_) {
+    sink_.error(q.pos, fmt::format("quorum: mode '{}' needs quorum.disk (the quorum LUN: portal, "
+                                   "target, lun)",
+                                   to_string(q.mode)));
+    return;
+  }
+  if (!q.disk) return;
+  if (!uses_disk(q.mode)) {
+    sink_.error(q.disk->pos, "quorum.disk: a quorum disk votes only with mode "
+                             "node-and-disk-majority or disk-only; set the mode or remove the disk");
+    return;
+  }
+  if (auto ok = check_disk_timing(config_); !ok)
+    sink_.error(q.disk->pos, fmt::format("quorum.disk: at heartbeat {} ms x {}: {}",
+                                         config_.heartbeat.interval.count(),
+                                         config_.heartbeat.misses, ok.error().message));
 }
 
 void ConfigBuilder::check_owners(const GroupConfig& group) {

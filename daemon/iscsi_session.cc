@@ -180,7 +180,7 @@ Result<void> IscsiSession::new_context() {
   iscsi_set_noautoreconnect(c, 1);
   // Our own deadline (wait()) is exact to the millisecond; libiscsi's counts whole seconds of
   // time(NULL), so it may fire up to a second early. It stays as a backstop, set later.
-  iscsi_set_timeout(c, static_cast<int>(target_.timeout.count()) + 2);
+  iscsi_set_timeout(c, static_cast<int>(target_.timeout.count() / 1000) + 2);
   if (iscsi_set_targetname(c, target_.target_iqn.c_str()) != 0 ||
       iscsi_set_session_type(c, ISCSI_SESSION_NORMAL) != 0 ||
       iscsi_set_header_digest(c, ISCSI_HEADER_DIGEST_NONE_CRC32C) != 0)
@@ -233,7 +233,7 @@ Result<void> IscsiSession::wait(const bool& finished, MonoTime deadline, const c
     std::int64_t left_ms = deadline.ms_since(mono_now());
     if (left_ms <= 0) {
       drop();  // cancels what is in flight; the nexus is not to be trusted any more
-      return fail_errno(ETIMEDOUT, "{} got no answer from {} within {} s", what, portal_,
+      return fail_errno(ETIMEDOUT, "{} got no answer from {} within {} ms", what, portal_,
                         target_.timeout.count());
     }
     pollfd pfd{iscsi_get_fd(c), static_cast<short>(iscsi_which_events(c)), 0};

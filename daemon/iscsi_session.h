@@ -32,7 +32,8 @@ struct IscsiTarget {
   std::string initiator_iqn;  ///< The node's own initiator name (one per node).
   /// Every command, the connect and the login fail after this long without an answer (our
   /// own deadline: libiscsi's timeout counts whole seconds and may fire up to one early).
-  std::chrono::seconds timeout{5};
+  /// Milliseconds: the quorum LUN's commands have deadlines of tens of ms (docs/quorum-disk.md).
+  std::chrono::milliseconds timeout{5000};
   int retries = 5;  ///< Sends per command while the target answers "not executed, retry".
 };
 

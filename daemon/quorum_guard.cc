@@ -32,6 +32,14 @@ void QuorumGuard::echoed(std::uint8_t from, std::uint64_t sequence) {
   c = std::max(c, it->second);
 }
 
+void QuorumGuard::confirm(std::uint8_t from, MonoTime at) {
+  if (from == self_ || !votes_.contains(from)) return;
+  MonoTime& c = confirmations_[from];
+  c = std::max(c, at);
+}
+
+void QuorumGuard::forget(std::uint8_t from) { confirmations_.erase(from); }
+
 std::optional<MonoTime> QuorumGuard::confirmed(MonoTime now) const {
   std::vector<std::pair<MonoTime, std::uint32_t>> times;
   times.emplace_back(now, votes_.contains(self_) ? votes_.at(self_) : 0);

@@ -38,6 +38,11 @@ class QuorumGuard {
   void sent(std::uint64_t sequence, MonoTime at);
   /// Peer `from` says the newest heartbeat it accepted from us had sequence `sequence`.
   void echoed(std::uint8_t from, std::uint64_t sequence);
+  /// Peer `from` (a voter without heartbeats: the quorum disk) confirmed us with something we
+  /// sent at `at` (docs/quorum-disk.md: c_disk, the send time of a check's first command).
+  void confirm(std::uint8_t from, MonoTime at);
+  /// Peer `from` confirms nothing any more (the quorum disk was lost): forget its confirmation.
+  void forget(std::uint8_t from);
   /// C: the latest time a quorum of votes confirmed hearing us (self counts at `now`); nullopt
   /// when no quorum ever did.
   std::optional<MonoTime> confirmed(MonoTime now) const;

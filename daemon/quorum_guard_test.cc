@@ -76,3 +76,21 @@ TEST_CASE("quorum guard: the echo grace leaves half the stop budget and never mo
 }
 
 }  // namespace clusterd
+
+namespace clusterd {
+
+TEST_CASE("quorum guard: the quorum disk confirms by its check's send time, and is forgotten") {
+  // Two nodes and the disk (id 0 in the guard): node 1 with the disk is a quorum.
+  QuorumGuard g(1, {{0, 1}, {1, 1}, {2, 1}}, QuorumTiming{});
+  CHECK_FALSE(g.quorate(at_ms(1000)));
+  g.confirm(0, at_ms(900));
+  CHECK(*g.confirmed(at_ms(1000)) == at_ms(900));
+  g.confirm(0, at_ms(800));  // an older check never moves it back
+  CHECK(*g.confirmed(at_ms(1000)) == at_ms(900));
+  CHECK(g.quorate(at_ms(1219)));
+  CHECK_FALSE(g.quorate(at_ms(1220)));
+  g.forget(0);
+  CHECK_FALSE(g.confirmed(at_ms(1000)));
+}
+
+}  // namespace clusterd

@@ -174,7 +174,8 @@ def cmd_up(args):
     result = lab.up(args.name, args.nodes, args.group, binaries(args.build),
                     script=os.path.abspath(sys.argv[0]), wait=not args.no_wait,
                     keep_on_failure=args.keep, heartbeat=heartbeat_args(args),
-                    clusterd=not args.no_clusterd, dns=args.dns, systemd=args.systemd)
+                    clusterd=not args.no_clusterd, dns=args.dns, systemd=args.systemd,
+                    quorum=args.quorum)
     print_summary(result.status())
 
 
@@ -358,6 +359,8 @@ def _parser():
     p.add_argument("--systemd", action="store_true",
                    help="run a systemd --user manager in every node; clusterd gets "
                    "CLUSTERD_SYSTEMD_BUS pointing at it")
+    p.add_argument("--quorum", choices=cluster_yaml.QUORUM_MODES,
+                   help="quorum mode on the lab's quorum LUN (default node-majority, no disk)")
     p.add_argument("--heartbeat-interval", metavar="DURATION",
                    help="heartbeat.interval in cluster.yaml, e.g. 10ms (default: the daemon's)")
     p.add_argument("--heartbeat-misses", metavar="N", type=int,

@@ -208,22 +208,34 @@ def user_units(topo, group, ledgerd):
     return {}
 
 
+# Quorum modes `clusterlab up --quorum` can ask for (docs/quorum-disk.md); both use the lab's
+# quorum LUN. Without --quorum the daemon's default, node-majority, applies.
+QUORUM_MODES = ("node-and-disk-majority", "disk-only")
+
+
+def _quorum(topo, mode):
+    if mode not in QUORUM_MODES:
+        raise ValueError(f"unknown quorum mode '{mode}' (choose from {', '.join(QUORUM_MODES)})")
+    return ["quorum:", f"  mode: {mode}", "  disk:", f"    portal: \"{topo.portal}\"",
+            f"    target: {topology.target_iqn(topo.prefix, 'quorum')}", "    lun: 1"]
+
+
 def lun_names(group):
     """The LUNs the storage namespace exports: the quorum LUN plus the ledger's for the groups
     with a disk (ledger, full)."""
     return ["quorum"] + (["ledger"] if group in ("ledger", FULL_GROUP) else [])
 
 
-def render(topo, group, ledger_agent, ledgerd=None, heartbeat=None, dns=None):
+def render(topo, group, ledger_agent, ledgerd=None, heartbeat=None, dns=None, quorum=None):
     """cluster.yaml for lab `topo`; `group` is one of GROUPS; `ledgerd` is the path of the
     ledgerd binary (None: the agent's default, PATH or the installed one); `heartbeat` is
     {"interval": "10ms", "misses": 8} with either key optional (None: the daemon's defaults);
     `dns` is {"server", "zone", "key_file"} of the lab's DNS server (the service and full groups
-    need it)."""
+    need it); `quorum` one of QUORUM_MODES (None: node-majority, no quorum section)."""
     if group not in GROUPS:
         raise ValueError(f"unknown demo group '{group}' (choose from {', '.join(GROUPS)})")
     lines = (_header(topo, group) + _cluster(topo) + _heartbeat(heartbeat or {}) + _networks()
-             + _nodes(topo))
+             + _nodes(topo) + (_quorum(topo, quorum) if quorum else []))
     if group == "ledger":
         lines += _ledger(topo, ledger_agent, ledgerd)
     elif group == "ip-only":

@@ -80,7 +80,8 @@ class Lab:
             _, dns_key = dns.prepare(self.dir)
         config = cluster_yaml.render(self.topo, self.state["group"], self.state["ledger_agent"],
                                      self.state.data.get("ledgerd"),
-                                     self.state.data.get("heartbeat"), dns=self._dns_info())
+                                     self.state.data.get("heartbeat"), dns=self._dns_info(),
+                                     quorum=self.state.data.get("quorum"))
         authkey = secrets.token_bytes(AUTHKEY_BYTES)
         for endpoint in self.topo.nodes:
             paths = nodes.NodePaths(self.dir, endpoint)
@@ -441,6 +442,7 @@ class Lab:
                 "dns": self._dns_status(), "systemd": self.systemd_enabled,
                 "keeper": self.state.data.get("keeper"), "clusterd": self.clusterd_enabled,
                 "heartbeat": self.state.data.get("heartbeat") or {},
+                "quorum": self.state.data.get("quorum") or "node-majority",
                 "nodes": [self._node_status(n.name) for n in self.topo.nodes],
                 "client": self._endpoint_status(self.topo.client),
                 "storage": dict(self._endpoint_status(self.topo.storage),
@@ -498,8 +500,9 @@ def log_tail(path, lines=10):
 # -- up and down -------------------------------------------------------------------------------
 
 def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=False,
-       heartbeat=None, clusterd=True, dns=False, systemd=False):
+       heartbeat=None, clusterd=True, dns=False, systemd=False, quorum=None):
     """Builds lab `prefix`; on failure tears down what was made (unless `keep_on_failure`).
+    `quorum`: a cluster_yaml.QUORUM_MODES mode on the lab's quorum LUN (None: node-majority).
     `heartbeat`: {"interval", "misses"} for cluster.yaml; `clusterd` False: no daemons; `dns`: a
     DNS server; `systemd`: a systemd --user manager per node (the service and full groups
     imply both)."""
@@ -514,7 +517,8 @@ def up(prefix, node_count, group, binaries, script, wait=True, keep_on_failure=F
         raise LabError(str(e))
     with global_lock():
         state = State.create(prefix, nodes=node_count, group=group, heartbeat=heartbeat or {},
-                             no_clusterd=not clusterd, dns=dns, systemd=systemd, **binaries)
+                             no_clusterd=not clusterd, dns=dns, systemd=systemd, quorum=quorum,
+                             **binaries)
         lab = Lab(state)
         try:
             lab.build(script, wait)

@@ -1,0 +1,288 @@
+#include "qdisk_protocol.h"
+
+#include <sys/socket.h>
+
+#include "byte_order.h"
+
+namespace clusterd {
+namespace {
+
+constexpr std::uint8_t kMagic[2] = {'Q', 'D'};
+
+class Writer {
+ public:
+  void u8(std::uint64_t v) { put(v, 1); }
+  void u32(std::uint64_t v) { put(v, 4); }
+  void u64(std::uint64_t v) { put(v, 8); }
+  void bytes(std::span<const std::uint8_t> b) {
+    u32(b.size());
+    out_.insert(out_.end(), b.begin(), b.end());
+  }
+  void text(const std::string& s) { bytes({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}); }
+  Bytes take() { return std::move(out_); }
+
+ private:
+  void put(std::uint64_t v, int width) {
+    out_.resize(out_.size() + width);
+    put_be(out_.data() + out_.size() - width, v, width);
+  }
+  Bytes out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+  bool u8(std::uint8_t& v) { return get(v, 1); }
+  bool u16(std::uint16_t& v) { return get(v, 2); }
+  bool u32(std::uint32_t& v) { return get(v, 4); }
+  bool u64(std::uint64_t& v) { return get(v, 8); }
+  bool bytes(Bytes& b) {
+    std::uint32_t n = 0;
+    if (!u32(n) || in_.size() - at_ < n) return false;
+    b.assign(in_.begin() + at_, in_.begin() + at_ + n);
+    at_ += n;
+    return true;
+  }
+  bool text(std::string& s) {
+    Bytes b;
+    if (!bytes(b)) return false;
+    s.assign(b.begin(), b.end());
+    return true;
+  }
+  bool flag(bool& v) {
+    std::uint8_t b = 0;
+    if (!u8(b) || b > 1) return false;
+    v = b == 1;
+    return true;
+  }
+  std::span<const std::uint8_t> rest() const { return in_.subspan(at_); }
+  bool done() const { return at_ == in_.size(); }
+
+ private:
+  template <typename T>
+  bool get(T& v, std::size_t width) {
+    if (in_.size() - at_ < width) return false;
+    v = static_cast<T>(get_be(in_.data() + at_, static_cast<int>(width)));
+    at_ += width;
+    return true;
+  }
+  std::span<const std::uint8_t> in_;
+  std::size_t at_ = 0;
+};
+
+void write_snapshot(Writer& w, const Snapshot& s) {
+  w.u64(s.index);
+  w.u64(s.term);
+  w.bytes(s.data);
+}
+
+bool read_snapshot(Reader& r, Snapshot& s) { return r.u64(s.index) && r.u64(s.term) && r.bytes(s.data); }
+
+void write_state(Writer& w, const DiskVoterState& s) {
+  w.u64(s.term);
+  w.u32(s.vote.value_or(0));
+  w.u64(s.commit);
+  w.u64(s.config_version);
+  write_snapshot(w, s.checkpoint);
+  w.u32(s.tail.size());
+  for (const Entry& e : s.tail) {
+    w.u64(e.term);
+    w.u64(e.index);
+    w.u32(e.type);
+    w.bytes(e.data);
+  }
+}
+
+bool read_state(Reader& r, DiskVoterState& s) {
+  std::uint32_t vote = 0, count = 0;
+  if (!r.u64(s.term) || !r.u32(vote) || !r.u64(s.commit) || !r.u64(s.config_version) ||
+      !read_snapshot(r, s.checkpoint) || !r.u32(count))
+    return false;
+  if (vote != 0) s.vote = vote;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    Entry e;
+    std::uint32_t type = 0;
+    if (!r.u64(e.term) || !r.u64(e.index) || !r.u32(type) || type > 0xffff || !r.bytes(e.data))
+      return false;
+    e.type = static_cast<std::uint16_t>(type);
+    s.tail.push_back(std::move(e));
+  }
+  return true;
+}
+
+void write_body(Writer& w, const QdiskFrame& f) {
+  switch (f.kind) {
+    case QdiskKind::Raft: {
+      Bytes m = encode_message(f.message);
+      w.bytes(m);
+      return;
+    }
+    case QdiskKind::Facts:
+      w.u32(f.facts.leader);
+      w.u8(f.facts.legitimate ? 1 : 0);
+      return;
+    case QdiskKind::Checkpoint:
+      write_snapshot(w, f.snapshot);
+      w.u64(f.config_version);
+      return;
+    case QdiskKind::Held:
+    case QdiskKind::Confirmed:
+      w.u64(f.at.usec);
+      return;
+    case QdiskKind::Lost:
+      w.text(f.reason);
+      return;
+    case QdiskKind::Record:
+      w.u8(f.record.formatted ? 1 : 0);
+      w.u32(f.record.holder);
+      w.u8(f.record.state ? 1 : 0);
+      if (f.record.state) write_state(w, *f.record.state);
+      return;
+  }
+}
+
+Result<void> read_body(Reader& r, QdiskFrame& f) {
+  bool ok = false;
+  switch (f.kind) {
+    case QdiskKind::Raft: {
+      Bytes m;
+      if (!r.bytes(m)) break;
+      auto message = decode_message(m);
+      if (!message) return fail("quorum disk frame: {}", message.error().message);
+      f.message = std::move(*message);
+      ok = true;
+      break;
+    }
+    case QdiskKind::Facts:
+      ok = r.u32(f.facts.leader) && r.flag(f.facts.legitimate);
+      break;
+    case QdiskKind::Checkpoint:
+      ok = read_snapshot(r, f.snapshot) && r.u64(f.config_version);
+      break;
+    case QdiskKind::Held:
+    case QdiskKind::Confirmed:
+      ok = r.u64(f.at.usec);
+      break;
+    case QdiskKind::Lost:
+      ok = r.text(f.reason);
+      break;
+    case QdiskKind::Record: {
+      bool has_state = false;
+      ok = r.flag(f.record.formatted) && r.u32(f.record.holder) && r.flag(has_state);
+      if (ok && has_state) ok = read_state(r, f.record.state.emplace());
+      break;
+    }
+  }
+  if (!ok) return fail("quorum disk frame ({}) is truncated or malformed", to_string(f.kind));
+  if (!r.done()) return fail("quorum disk frame ({}) has trailing bytes", to_string(f.kind));
+  return {};
+}
+
+}  // namespace
+
+const char* to_string(QdiskKind kind) {
+  static constexpr const char* kNames[kQdiskKindCount] = {
+      "raft", "facts", "checkpoint", "held", "confirmed", "lost", "record"};
+  auto i = static_cast<int>(kind) - 1;
+  return i >= 0 && i < kQdiskKindCount ? kNames[i] : "unknown";
+}
+
+QdiskFrame raft_frame(Message message) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Raft;
+  f.message = std::move(message);
+  return f;
+}
+
+QdiskFrame facts_frame(QdiskFacts facts) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Facts;
+  f.facts = facts;
+  return f;
+}
+
+QdiskFrame checkpoint_frame(Snapshot snapshot, std::uint64_t config_version) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Checkpoint;
+  f.snapshot = std::move(snapshot);
+  f.config_version = config_version;
+  return f;
+}
+
+QdiskFrame held_frame(MonoTime since) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Held;
+  f.at = since;
+  return f;
+}
+
+QdiskFrame confirmed_frame(MonoTime at) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Confirmed;
+  f.at = at;
+  return f;
+}
+
+QdiskFrame lost_frame(std::string reason) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Lost;
+  f.reason = std::move(reason);
+  return f;
+}
+
+QdiskFrame record_frame(QdiskRecord record) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Record;
+  f.record = std::move(record);
+  return f;
+}
+
+Bytes encode_frame(const QdiskFrame& frame) {
+  Writer w;
+  w.u8(kMagic[0]);
+  w.u8(kMagic[1]);
+  w.u8(kQdiskProtocolVersion);
+  w.u8(static_cast<std::uint8_t>(frame.kind));
+  write_body(w, frame);
+  return w.take();
+}
+
+Result<QdiskFrame> decode_frame(std::span<const std::uint8_t> bytes) {
+  Reader r(bytes);
+  std::uint8_t m0 = 0, m1 = 0, version = 0, kind = 0;
+  if (!r.u8(m0) || !r.u8(m1) || !r.u8(version) || !r.u8(kind))
+    return fail("quorum disk frame is shorter than its header");
+  if (m0 != kMagic[0] || m1 != kMagic[1]) return fail("quorum disk frame has the wrong magic");
+  if (version != kQdiskProtocolVersion)
+    return fail("quorum disk frame has version {}, not {}", version, kQdiskProtocolVersion);
+  if (kind < 1 || kind > kQdiskKindCount) return fail("quorum disk frame has unknown kind {}", kind);
+  QdiskFrame f;
+  f.kind = static_cast<QdiskKind>(kind);
+  if (auto ok = read_body(r, f); !ok) return std::unexpected(ok.error());
+  return f;
+}
+
+Result<void> send_frame(int fd, const QdiskFrame& frame) {
+  Bytes b = encode_frame(frame);
+  if (b.size() > kQdiskMaxFrame)
+    return fail("quorum disk frame ({}) of {} bytes exceeds {}", to_string(frame.kind), b.size(),
+                kQdiskMaxFrame);
+  ssize_t n = ::send(fd, b.data(), b.size(), MSG_NOSIGNAL);
+  if (n < 0) return fail_errno(errno, "cannot send a quorum disk frame ({})", to_string(frame.kind));
+  return {};
+}
+
+Result<std::optional<QdiskFrame>> receive_frame(int fd) {
+  Bytes b(kQdiskMaxFrame);
+  ssize_t n = ::recv(fd, b.data(), b.size(), MSG_TRUNC);
+  if (n < 0) return fail_errno(errno, "cannot receive a quorum disk frame");
+  if (n == 0) return std::optional<QdiskFrame>();
+  if (static_cast<std::size_t>(n) > b.size())
+    return fail("quorum disk frame of {} bytes exceeds {}", n, kQdiskMaxFrame);
+  b.resize(static_cast<std::size_t>(n));
+  auto frame = decode_frame(b);
+  if (!frame) return std::unexpected(frame.error());
+  return std::optional<QdiskFrame>(std::move(*frame));
+}
+
+}  // namespace clusterd
