@@ -22,6 +22,8 @@ using nlohmann::json;
 /// The longest the housekeeping (sync, reconcile, retries) waits; deadlines (Raft, quorum, safe
 /// takeover, joining hold) arm the timer earlier, and events poke it at once.
 constexpr Duration kHousekeepingMax{100};
+/// The quorum disk's id in the quorum guard (node ids are 1..255; the guard's ids are 8 bits).
+constexpr std::uint8_t kGuardDiskId = 0;
 /// How long a report or forwarded command is retried before the caller hears of a failure.
 constexpr Duration kRequestTimeout{3000};
 /// A report not followed by a matching record is sent again after this long.
@@ -477,18 +479,35 @@ void ClusterService::on_detector_event(const DetectorEvent& event) {
 }
 
 void ClusterService::send_echo(std::uint8_t node, std::uint64_t sequence) {
-  // Eight bytes, big-endian: no allocation beyond the transport's own.
-  std::array<std::uint8_t, 8> payload{};
+  // Eight bytes, big-endian: no allocation beyond the transport's own. The holder of the quorum
+  // disk adds four: how many microseconds ago its hold was last confirmed, which lets the
+  // node count the disk's vote (docs/quorum-disk.md, "Followers of the holder").
+  std::array<std::uint8_t, 12> payload{};
   for (int i = 0; i < 8; ++i) payload[i] = static_cast<std::uint8_t>(sequence >> (56 - 8 * i));
-  (void)transport_->send(node, static_cast<std::uint16_t>(PeerType::Echo), payload);
+  std::size_t size = 8;
+  if (disk_held_ && disk_confirmed_) {
+    Usec now = mono_now().usec;
+    Usec age = now > disk_confirmed_->usec ? now - disk_confirmed_->usec : 0;
+    if (age < 0xffffffffu) {
+      for (int i = 0; i < 4; ++i) payload[8 + i] = static_cast<std::uint8_t>(age >> (24 - 8 * i));
+      size = 12;
+    }
+  }
+  (void)transport_->send(node, static_cast<std::uint16_t>(PeerType::Echo),
+                         std::span<const std::uint8_t>(payload.data(), size));
 }
 
 void ClusterService::on_echo(const PeerMessage& message) {
   const auto& p = message.payload;
-  if (p.size() == 8) {
+  if (p.size() == 8 || p.size() == 12) {
     std::uint64_t sequence = 0;
-    for (auto b : p) sequence = (sequence << 8) | b;
+    for (std::size_t i = 0; i < 8; ++i) sequence = (sequence << 8) | p[i];
     guard_->echoed(message.from, sequence);
+    if (p.size() == 12 && qdisk_) {
+      Usec age = 0;
+      for (std::size_t i = 8; i < 12; ++i) age = (age << 8) | p[i];
+      guard_->relayed(kGuardDiskId, sequence, age);
+    }
     if (fence_grace_ || fenced_) poke();  // the awaited confirmation may be this one
     return;
   }
@@ -1111,8 +1130,6 @@ void ClusterService::record(const std::string& kind, const std::string& group,
 
 namespace {
 
-/// The quorum disk's id in the quorum guard (node ids are 1..255; the guard's ids are 8 bits).
-constexpr std::uint8_t kGuardDiskId = 0;
 /// How long the daemon waits at start for the disk's checkpoint (the arbiter's first record).
 constexpr Duration kCheckpointWait{3000};
 

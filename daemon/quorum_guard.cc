@@ -40,6 +40,16 @@ void QuorumGuard::confirm(std::uint8_t from, MonoTime at) {
 
 void QuorumGuard::forget(std::uint8_t from) { confirmations_.erase(from); }
 
+void QuorumGuard::relayed(std::uint8_t voter, std::uint64_t sequence, Usec age_usec) {
+  if (voter == self_ || !votes_.contains(voter)) return;
+  auto it = std::lower_bound(sent_.begin(), sent_.end(), sequence,
+                             [](const auto& p, std::uint64_t s) { return p.first < s; });
+  if (it == sent_.end() || it->first != sequence || it->second.usec < age_usec) return;
+  MonoTime at{it->second.usec - age_usec};
+  MonoTime& c = confirmations_[voter];
+  c = std::max(c, at);
+}
+
 std::optional<MonoTime> QuorumGuard::confirmed(MonoTime now) const {
   std::vector<std::pair<MonoTime, std::uint32_t>> times;
   times.emplace_back(now, votes_.contains(self_) ? votes_.at(self_) : 0);

@@ -41,6 +41,12 @@ class QuorumGuard {
   /// Peer `from` (a voter without heartbeats: the quorum disk) confirmed us with something we
   /// sent at `at` (docs/quorum-disk.md: c_disk, the send time of a check's first command).
   void confirm(std::uint8_t from, MonoTime at);
+  /// A peer echoed our heartbeat `sequence` and said that voter `voter` (the quorum disk,
+  /// whose holder that peer is) confirmed the peer's hold `age_usec` before the echo: `voter`
+  /// counts as confirming us at that heartbeat's send time minus `age_usec`, which is at or
+  /// before the real confirmation (the echo left after our heartbeat did). docs/quorum-disk.md,
+  /// "Followers of the holder".
+  void relayed(std::uint8_t voter, std::uint64_t sequence, Usec age_usec);
   /// Peer `from` confirms nothing any more (the quorum disk was lost): forget its confirmation.
   void forget(std::uint8_t from);
   /// C: the latest time a quorum of votes confirmed hearing us (self counts at `now`); nullopt

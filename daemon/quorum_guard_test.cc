@@ -93,4 +93,29 @@ TEST_CASE("quorum guard: the quorum disk confirms by its check's send time, and 
   CHECK_FALSE(g.confirmed(at_ms(1000)));
 }
 
+TEST_CASE("quorum guard: the disk's confirmation relayed by its holder counts, never later than real") {
+  // Nodes 1 (us) and 2 (the disk's holder) with 1 vote each, the disk (guard id 0) with 1: a
+  // quorum is 2 of 3, so our echo from node 2 alone is not enough without the disk.
+  QuorumGuard g(1, {{0, 1}, {1, 1}, {2, 1}}, QuorumTiming{});
+  g.sent(7, at_ms(100));
+  g.echoed(2, 7);
+  CHECK(*g.confirmed(at_ms(110)) == at_ms(100));  // us and node 2
+  // Node 2 says its disk hold was confirmed 30 ms before it echoed: counted at 100 - 30.
+  g.relayed(0, 7, 30'000);
+  g.sent(8, at_ms(200));
+  g.echoed(2, 8);
+  CHECK(*g.confirmed(at_ms(210)) == at_ms(200));
+  // Node 2 goes silent: us + the disk as of 70 ms.
+  QuorumGuard h(1, {{0, 1}, {1, 1}, {2, 1}}, QuorumTiming{});
+  h.sent(7, at_ms(100));
+  h.relayed(0, 7, 30'000);
+  CHECK(*h.confirmed(at_ms(300)) == at_ms(70));
+  h.relayed(0, 7, 50'000);  // an older age never moves it back
+  CHECK(*h.confirmed(at_ms(300)) == at_ms(70));
+  h.relayed(0, 99, 0);  // a sequence we never sent: ignored
+  h.relayed(5, 7, 0);   // not a voter: ignored
+  h.relayed(0, 7, 200'000);  // older than our clock's start: ignored
+  CHECK(*h.confirmed(at_ms(300)) == at_ms(70));
+}
+
 }  // namespace clusterd

@@ -1,7 +1,7 @@
 """The quorum disk in the lab (issue 5, items 2, 3 and 5): node-and-disk-majority on the lab's
 quorum LUN. Two nodes: the survivor of a killed owner wins the disk and runs the group. Four
 nodes split 2|2 (public and private cut, storage up): the side holding the disk runs every
-group, the other stops. Every lab is torn down, also on failure; assertions use clusterctl
+group and both its nodes stay quorate, the other stops. Every lab is torn down, also on failure; assertions use clusterctl
 --json, never log text."""
 import json
 import os
@@ -109,16 +109,21 @@ def test_split_two_and_two_the_disk_side_runs_everything(lab4):
     # Cut the half without the holder off on the heartbeat networks; storage stays up.
     ours = sorted([disk_holder, next(n for n in lab.nodes if n != disk_holder)])
     theirs = [n for n in lab.nodes if n not in ours]
+    partner = next(n for n in ours if n != disk_holder)
+    before = max((e["seq"] for e in lab.json(partner, "events") or []), default=0)
     lab.run("partition", *theirs, "--network", "public", "--network", "private")
     wait_for(lambda: lab.owner(ours) in ours, timeout=20, what="the disk's side runs the group")
     wait_for(lambda: all(not lab.cluster(n)["quorate"] for n in theirs), timeout=10,
              what="the other side has no quorum")
     wait_for(lambda: not any(lab.running_here(n) for n in theirs), timeout=10,
              what="the other side runs nothing")
-    # The holder counts the disk; its partner only through the leader's own quorum (a follower's
-    # quorum guard does not count the disk yet: docs/quorum-disk.md, "Not done").
-    assert lab.cluster(disk_holder)["quorate"]
+    # Both nodes of the disk's side stay quorate: the holder counts the disk itself, its partner
+    # through the holder's echoes (docs/quorum-disk.md, "Followers of the holder"), so the
+    # partner never stopped its groups (no quorum event of its own since the cut).
+    assert all(lab.cluster(n)["quorate"] for n in ours)
     assert holder(lab, ours) == disk_holder
+    assert not [e for e in lab.json(partner, "events") if e["seq"] > before
+                and e["kind"] == "quorum" and "lost" in e["reason"]]
     if owner in theirs:
         events = lab.json(owner, "events")
         assert any(e["kind"] == "quorum" and "quorum" in e["reason"] for e in events)
