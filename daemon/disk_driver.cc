@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "child.h"
@@ -23,6 +24,8 @@ namespace {
 constexpr std::string_view kReady = "ready ";
 constexpr std::string_view kVacant = "vacant ";
 constexpr std::string_view kError = "error ";
+// Sent unasked by a helper that failed while online, before it stops in order.
+constexpr std::string_view kFailed = "failed ";
 // The helper's stderr lines start with this; the resource's reason reads better without.
 constexpr std::string_view kHelperPrefix = "clusterd-disk: ";
 // A reply line longer than this is not one of the helper's.
@@ -234,6 +237,9 @@ class DiskDriver final : public ResourceDriver {
   Result<void> watch_control(Fd ours);
   void on_helper_exit(const ChildExit& exit);
   void on_line(const std::string& line);
+  void on_helper_failed(std::string why);
+  bool read_control();
+  std::string not_running_reason() const;
   void on_deadline();
   void kill_and_clean(ActionResult result);
   bool send(std::string_view command);
@@ -260,8 +266,11 @@ class DiskDriver final : public ResourceDriver {
   EventSourcePtr deadline_;
   std::string input_;
   int stale_replies_ = 0;  ///< Replies to a cancelled check still on their way.
+  /// The helper's own reason ("reservation lost: held by node 2"), once it said "failed".
+  std::optional<std::string> helper_failure_;
   Done done_;
   DeferredCall deferred_;
+  DeferredCall report_;  ///< The unsolicited failure report, off the reading callback.
 };
 
 void DiskDriver::start(Done done) {
@@ -269,6 +278,8 @@ void DiskDriver::start(Done done) {
     return deliver_later({ActionStatus::Ok, "", -1}, std::move(done));
   done_ = std::move(done);
   phase_ = Phase::Cleaning;
+  helper_failure_.reset();
+  report_.cancel();
   arm_deadline(timeouts_.start);
   helper_.reset();
   // A helper that died (or a daemon that was killed) may have left its mounts: release them
@@ -336,28 +347,36 @@ Result<void> DiskDriver::watch_control(Fd ours) {
   return {};
 }
 
-int DiskDriver::on_control(sd_event_source*, int fd, uint32_t, void* userdata) noexcept {
-  auto* self = static_cast<DiskDriver*>(userdata);
-  char buffer[1024];
-  ssize_t n = ::read(fd, buffer, sizeof buffer);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-  if (n <= 0) {
-    // The helper closed its end: its exit follows through the pidfd.
-    self->control_source_.reset();
-    return 0;
-  }
-  self->input_.append(buffer, static_cast<std::size_t>(n));
-  std::size_t newline;
-  while ((newline = self->input_.find('\n')) != std::string::npos) {
-    std::string line = self->input_.substr(0, newline);
-    self->input_.erase(0, newline + 1);
-    self->on_line(line);  // may finish the action; the driver stays alive until Done returns
-  }
-  if (self->input_.size() > kMaxLine) self->input_.clear();
+int DiskDriver::on_control(sd_event_source*, int, uint32_t, void* userdata) noexcept {
+  static_cast<DiskDriver*>(userdata)->read_control();
   return 0;
 }
 
+// Reads what the helper sent and handles each complete line; false once nothing is left.
+bool DiskDriver::read_control() {
+  if (!control_) return false;
+  char buffer[1024];
+  ssize_t n = ::recv(control_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+  if (n <= 0) {
+    // The helper closed its end: its exit follows through the pidfd.
+    control_source_.reset();
+    return false;
+  }
+  input_.append(buffer, static_cast<std::size_t>(n));
+  std::size_t newline;
+  while ((newline = input_.find('\n')) != std::string::npos) {
+    std::string line = input_.substr(0, newline);
+    input_.erase(0, newline + 1);
+    on_line(line);  // may finish the action; the driver stays alive until Done returns
+  }
+  if (input_.size() > kMaxLine) input_.clear();
+  return true;
+}
+
 void DiskDriver::on_line(const std::string& line) {
+  // Unasked, so it is no reply: it neither ends a start nor counts as a stale check's answer.
+  if (line.starts_with(kFailed)) return on_helper_failed(line.substr(kFailed.size()));
   if (phase_ == Phase::Starting) {
     if (line.starts_with(kReady)) {
       phase_ = Phase::Online;
@@ -393,6 +412,18 @@ void DiskDriver::on_line(const std::string& line) {
   }
 }
 
+void DiskDriver::on_helper_failed(std::string why) {
+  if (helper_failure_) return;
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "the disk helper failed: {}", why);
+  helper_failure_ = std::move(why);
+  // A check in flight gets the same sentence as its answer; otherwise tell the engine now,
+  // before the helper's unmount is all a LooksAlive would see. Posted, because monitor() also
+  // reads the socket and must not be re-entered by the engine's failure handling.
+  report_.post(loop_, [this] {
+    if (phase_ == Phase::Online && helper_failure_) report_failure(*helper_failure_);
+  });
+}
+
 void DiskDriver::on_helper_exit(const ChildExit& exit) {
   control_source_.reset();
   control_.reset();
@@ -403,6 +434,7 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
       return kill_and_clean({ActionStatus::Failed, reason, exit.status});
     case Phase::Online:
       log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
+      report_.cancel();  // this report says the same, with the exit status
       return report_failure(reason);
     case Phase::Checking:
     case Phase::Restoring:
@@ -454,12 +486,17 @@ void DiskDriver::stop(Done done) {
 
 void DiskDriver::monitor(MonitorLevel level, Done done) {
   if (!helper_ || !helper_->running() || helper_->has_exited() || phase_ != Phase::Online)
-    return deliver_later({ActionStatus::NotRunning, "the disk helper is not running", -1},
-                         std::move(done));
+    return deliver_later({ActionStatus::NotRunning, not_running_reason(), -1}, std::move(done));
   if (level == MonitorLevel::LooksAlive) {
     ActionResult result{ActionStatus::Ok, "", -1};
-    if (!mounted())
-      result = {ActionStatus::Failed, fmt::format("{} is not mounted", params_.mount_point), -1};
+    if (!mounted()) {
+      // A helper that failed said why before it began to unmount: read it, if it is waiting.
+      while (read_control()) {
+      }
+      result = {ActionStatus::Failed,
+                helper_failure_.value_or(fmt::format("{} is not mounted", params_.mount_point)),
+                -1};
+    }
     return deliver_later(std::move(result), std::move(done));
   }
   done_ = std::move(done);
@@ -469,6 +506,10 @@ void DiskDriver::monitor(MonitorLevel level, Done done) {
     phase_ = Phase::Online;
     finish({ActionStatus::Failed, "the disk helper's control socket is closed", -1});
   }
+}
+
+std::string DiskDriver::not_running_reason() const {
+  return helper_failure_.value_or("the disk helper is not running");
 }
 
 bool DiskDriver::mounted() const {

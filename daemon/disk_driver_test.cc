@@ -1,12 +1,18 @@
 // The disk type's pure parts: parameters, the initiator name, the helper's command lines and
-// the type metadata. The driver itself runs against a real tgtd and a real daemon in
+// the type metadata; the driver's handling of a helper that fails while online, with a scripted
+// helper. The driver with the real helper runs against a real tgtd and a real daemon in
 // tests/integration/test_disk.py.
 #include "disk_driver.h"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
 #include "config_load.h"
+#include "loop_test_util.h"
 #include "param_test_util.h"
 
 namespace clusterd {
@@ -210,6 +216,90 @@ TEST_CASE("helper_sentence: the helper's own reason, not the log lines after it"
   CHECK(helper_sentence("x\nclusterd-disk: a\nclusterd-disk: b\ny\n") == "b");
   CHECK(helper_sentence("just a line\n") == "just a line");
   CHECK(helper_sentence("") == "");
+}
+
+}  // namespace clusterd
+
+// The driver on a real sd-event loop with a stand-in for clusterd-disk at the process boundary:
+// a script that speaks the control protocol (disk_helper.h) as a fenced helper does.
+namespace clusterd {
+namespace {
+
+// Online, then fenced at once: "failed <reason>" unasked, then the orderly stop's answers.
+constexpr const char* kFencedHelper = R"(#!/bin/sh
+case " $* " in *" --cleanup "*) exit 0 ;; esac
+echo "ready /dev/loop99" >&3
+echo "failed reservation lost: held by node 2" >&3
+echo "clusterd-disk: reservation lost: held by node 2" >&2
+while read -r line <&3; do
+  case "$line" in
+    check) echo "error reservation lost: held by node 2" >&3 ;;
+    stop) echo "error reservation lost: held by node 2" >&3; exit 1 ;;
+  esac
+done
+exit 1
+)";
+
+struct ScriptedDisk {
+  testing::TestLoop loop;
+  testing::TempDir dir;
+  std::unique_ptr<ResourceDriver> driver;
+  std::vector<std::string> reports;
+
+  ScriptedDisk() {
+    std::string helper = dir.path() + "/clusterd-disk";
+    {
+      std::ofstream out(helper);
+      out << kFencedHelper;
+    }
+    std::filesystem::permissions(helper, std::filesystem::perms::owner_all);
+    ResourceConfig config;
+    config.name = "data";
+    config.type = "disk";
+    config.params = minimal();
+    config.params["mount_point"] = scalar(dir.path() + "/mnt");  // never mounted
+    DriverContext context;
+    context.loop = loop.get();
+    context.cluster_name = "lab";
+    context.node_name = "node1";
+    context.cluster_id = 7;
+    context.node_id = 1;
+    context.disk_helper = helper;
+    context.state_dir = dir.path();
+    auto made = make_disk_driver(config, context);
+    REQUIRE_MESSAGE(made, made.error().to_string());
+    driver = std::move(*made);
+    driver->set_failure_handler([this](std::string reason) { reports.push_back(reason); });
+  }
+
+  std::optional<ActionResult> act(const std::function<void(ResourceDriver::Done)>& action) {
+    std::optional<ActionResult> result;
+    action([&](ActionResult r) { result = std::move(r); });
+    loop.run_until([&] { return result.has_value(); }, std::chrono::seconds(10));
+    return result;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("disk driver: a helper that fails while online is reported with its own reason") {
+  ScriptedDisk disk;
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  // The unsolicited "failed" line reaches the engine as the resource's failure ...
+  REQUIRE(disk.loop.run_until([&] { return !disk.reports.empty(); }));
+  CHECK(disk.reports.front() == "reservation lost: held by node 2");
+  // ... and a LooksAlive that finds the mount gone says the same, not "not mounted".
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->status == ActionStatus::Failed);
+  CHECK(looks->reason == "reservation lost: held by node 2");
+  auto stopped = disk.act([&](auto done) { disk.driver->stop(std::move(done)); });
+  REQUIRE(stopped);
+  CHECK(stopped->status == ActionStatus::Ok);
 }
 
 }  // namespace clusterd
