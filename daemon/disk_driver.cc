@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "filesystem.h"
 #include "handle.h"
 #include "log.h"
+#include "scsi_pr.h"
 
 namespace clusterd {
 namespace {
@@ -169,6 +171,32 @@ std::vector<std::string> disk_cleanup_argv(const DiskParams& p, const DiskInvoca
   return {how.helper, "--cleanup", "--fuse-dir", how.fuse_dir, "--mount-point", p.mount_point};
 }
 
+std::vector<std::string> disk_inquest_argv(const DiskParams& p, const DiskInvocation& how) {
+  std::vector<std::string> argv{how.helper, "--show-reservation"};
+  for (const auto& portal : p.portals) argv.insert(argv.end(), {"--portal", portal});
+  argv.insert(argv.end(), {"--target", p.target, "--lun", std::to_string(p.lun), "--initiator",
+                           how.initiator, "--cluster-id", std::to_string(how.cluster_id),
+                           "--io-timeout", std::to_string(p.io_timeout)});
+  return argv;
+}
+
+std::optional<std::string> foreign_holder(std::string_view shown, std::uint32_t cluster_id,
+                                          std::uint32_t node_id) {
+  // "holder node 2 exclusive-access" (describe_reservation); "holder none" says nobody.
+  constexpr std::string_view kHolder = "holder ";
+  std::string ours = describe_key(reservation_key(cluster_id, node_id), cluster_id);
+  while (!shown.empty()) {
+    std::string_view line = shown.substr(0, shown.find('\n'));
+    shown.remove_prefix(std::min(shown.size(), line.size() + 1));
+    if (!line.starts_with(kHolder)) continue;
+    line.remove_prefix(kHolder.size());
+    std::string_view who = line.substr(0, line.rfind(' '));
+    if (line == "none" || who == ours) return std::nullopt;
+    return std::string(who);
+  }
+  return std::nullopt;
+}
+
 std::string default_disk_helper() {
   std::error_code ec;
   auto beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "clusterd-disk";
@@ -230,7 +258,11 @@ class DiskDriver final : public ResourceDriver {
   pid_t main_pid() const override { return helper_ && helper_->running() ? helper_->pid() : 0; }
 
  private:
-  enum class Phase { Idle, Cleaning, Starting, Online, Checking, Restoring, Stopping, Killing };
+  /// Inquest: the helper died while online without saying why (SIGKILLed: the self-fence's hard
+  /// deadline, which a frozen node meets at once on waking); the LUN is asked who holds it.
+  enum class Phase {
+    Idle, Cleaning, Starting, Online, Checking, Restoring, Stopping, Killing, Inquest
+  };
 
   void run_cleanup(std::function<void(const ChildExit&)> then);
   void spawn_helper();
@@ -238,6 +270,8 @@ class DiskDriver final : public ResourceDriver {
   void on_helper_exit(const ChildExit& exit);
   void on_line(const std::string& line);
   void on_helper_failed(std::string why);
+  void start_inquest(const ChildExit& helper_exit, std::string reason);
+  void on_inquest_exit(const ChildExit& exit);
   bool read_control();
   std::string not_running_reason() const;
   void on_deadline();
@@ -261,6 +295,9 @@ class DiskDriver final : public ResourceDriver {
   Phase phase_ = Phase::Idle;
   std::unique_ptr<Child> helper_;
   std::unique_ptr<Child> cleanup_;
+  std::unique_ptr<Child> inquest_;  ///< clusterd-disk --show-reservation after a silent death.
+  std::string inquest_reason_;      ///< The helper's exit and last line, while the inquest runs.
+  std::string inquest_death_;       ///< "the disk helper was killed by signal 9".
   Fd control_;
   EventSourcePtr control_source_;
   EventSourcePtr deadline_;
@@ -280,6 +317,7 @@ void DiskDriver::start(Done done) {
   phase_ = Phase::Cleaning;
   helper_failure_.reset();
   report_.cancel();
+  inquest_.reset();
   arm_deadline(timeouts_.start);
   helper_.reset();
   // A helper that died (or a daemon that was killed) may have left its mounts: release them
@@ -435,7 +473,9 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
     case Phase::Online:
       log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
       report_.cancel();  // this report says the same, with the exit status
-      return report_failure(reason);
+      // Killed before it could tell: the LUN still knows whether another node took it.
+      if (!helper_failure_) return start_inquest(exit, std::move(reason));
+      return report_failure(*helper_failure_);
     case Phase::Checking:
     case Phase::Restoring:
       return finish({ActionStatus::Failed, reason, exit.status});
@@ -446,8 +486,42 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
     case Phase::Idle:
     case Phase::Cleaning:
     case Phase::Killing:
+    case Phase::Inquest:
       return;
   }
+}
+
+void DiskDriver::start_inquest(const ChildExit& helper_exit, std::string reason) {
+  phase_ = Phase::Inquest;
+  inquest_reason_ = std::move(reason);
+  inquest_death_ = fmt::format("the disk helper {}{}",
+                               helper_exit.end == ChildEnd::Exited ? "" : "was ",
+                               helper_exit.describe());
+  ChildSpec spec;
+  spec.argv = disk_inquest_argv(params_, how_);
+  spec.env = {std::string("PATH=") + kDefaultPath};
+  auto child = Child::spawn(loop_, spec, [this](const ChildExit& exit) { on_inquest_exit(exit); });
+  if (!child) {
+    phase_ = Phase::Idle;
+    return report_failure(inquest_reason_);
+  }
+  inquest_ = std::move(*child);
+  // One login and two commands, each within io_timeout.
+  (void)inquest_->set_deadline(std::chrono::seconds(3 * params_.io_timeout));
+}
+
+void DiskDriver::on_inquest_exit(const ChildExit& exit) {
+  if (phase_ != Phase::Inquest) return;  // a stop or start overtook it
+  phase_ = Phase::Idle;
+  std::string reason = inquest_reason_;
+  if (exit.success())
+    if (auto holder = foreign_holder(exit.output, how_.cluster_id, how_.node_id))
+      reason = fmt::format("reservation lost: held by {} ({})", *holder, inquest_death_);
+  helper_failure_ = reason;
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
+  // A monitor that came meanwhile waited for this answer; otherwise it is news to the engine.
+  if (done_) return finish({ActionStatus::Failed, reason, -1});
+  report_failure(reason);
 }
 
 std::string DiskDriver::helper_reason(const ChildExit& exit) const {
@@ -471,6 +545,7 @@ void DiskDriver::kill_and_clean(ActionResult result) {
 }
 
 void DiskDriver::stop(Done done) {
+  inquest_.reset();
   if (!helper_ || !helper_->running() || helper_->has_exited()) {
     // Nothing runs; a helper that died may still have left its mounts.
     done_ = std::move(done);
@@ -485,6 +560,11 @@ void DiskDriver::stop(Done done) {
 }
 
 void DiskDriver::monitor(MonitorLevel level, Done done) {
+  if (phase_ == Phase::Inquest) {
+    // The helper is dead and the reason is on its way: answer with it.
+    done_ = std::move(done);
+    return arm_deadline(monitor_timeout_);
+  }
   if (!helper_ || !helper_->running() || helper_->has_exited() || phase_ != Phase::Online)
     return deliver_later({ActionStatus::NotRunning, not_running_reason(), -1}, std::move(done));
   if (level == MonitorLevel::LooksAlive) {
@@ -537,6 +617,7 @@ void DiskDriver::cancel() {
       control_.reset();
       phase_ = Phase::Idle;
       break;
+    case Phase::Inquest:  // goes on: its answer becomes a failure report
     case Phase::Idle:
     case Phase::Online:
       break;
@@ -587,6 +668,8 @@ void DiskDriver::on_deadline() {
       cleanup_.reset();
       phase_ = Phase::Idle;
       return finish({ActionStatus::Timeout, "releasing the disk's mounts did not finish in time", -1});
+    case Phase::Inquest:
+      return finish({ActionStatus::Failed, inquest_reason_, -1});
     case Phase::Idle:
     case Phase::Online:
       return;

@@ -11,7 +11,10 @@
 #include <fstream>
 #include <optional>
 
+#include <signal.h>
+
 #include "config_load.h"
+#include "disk_helper.h"
 #include "loop_test_util.h"
 #include "param_test_util.h"
 
@@ -240,17 +243,28 @@ done
 exit 1
 )";
 
+// Online and silent until SIGKILLed (as the self-fence's hard deadline does); asked with
+// --show-reservation afterwards, it shows node 2 holding the LUN.
+constexpr const char* kKilledHelper = R"(#!/bin/sh
+case " $* " in
+  *" --cleanup "*) exit 0 ;;
+  *" --show-reservation "*) printf 'holder node 2 exclusive-access\nkey node 2\n'; exit 0 ;;
+esac
+echo "ready /dev/loop99" >&3
+while read -r line <&3; do :; done
+)";
+
 struct ScriptedDisk {
   testing::TestLoop loop;
   testing::TempDir dir;
   std::unique_ptr<ResourceDriver> driver;
   std::vector<std::string> reports;
 
-  ScriptedDisk() {
+  explicit ScriptedDisk(const char* script) {
     std::string helper = dir.path() + "/clusterd-disk";
     {
       std::ofstream out(helper);
-      out << kFencedHelper;
+      out << script;
     }
     std::filesystem::permissions(helper, std::filesystem::perms::owner_all);
     ResourceConfig config;
@@ -282,8 +296,58 @@ struct ScriptedDisk {
 
 }  // namespace
 
+TEST_CASE("foreign_holder: another node's key holding the LUN, from --show-reservation") {
+  CHECK(foreign_holder("holder node 2 exclusive-access\nkey node 2\n", 7, 1) == "node 2");
+  CHECK(foreign_holder("log line\nholder node 3 of cluster 9 exclusive-access\n", 7, 1) ==
+        "node 3 of cluster 9");
+  CHECK_FALSE(foreign_holder("holder node 1 exclusive-access\nkey node 1\n", 7, 1));
+  CHECK_FALSE(foreign_holder("holder none\nkey node 2\n", 7, 1));
+  CHECK_FALSE(foreign_holder("clusterd-disk: cannot connect\n", 7, 1));
+}
+
+TEST_CASE("disk_inquest_argv: reads the reservation with the node's initiator, registers nothing") {
+  auto params = parse_disk_params(minimal());
+  REQUIRE(params);
+  DiskInvocation how{"/usr/libexec/clusterd/clusterd-disk", "/var/lib/clusterd/disk/data",
+                     "iqn.2026-11.org.clusterd:lab:node1", 7, 1};
+  CHECK(disk_inquest_argv(*params, how) ==
+        std::vector<std::string>{"/usr/libexec/clusterd/clusterd-disk", "--show-reservation",
+                                 "--portal", "10.9.0.2:3260", "--target",
+                                 "iqn.2024-01.org.clusterd.lab:ledger", "--lun", "1",
+                                 "--initiator", "iqn.2026-11.org.clusterd:lab:node1",
+                                 "--cluster-id", "7", "--io-timeout", "5"});
+  // clusterd-disk accepts it.
+  auto argv = disk_inquest_argv(*params, how);
+  std::vector<const char*> args;
+  for (std::size_t i = 1; i < argv.size(); ++i) args.push_back(argv[i].c_str());
+  auto parsed = parse_disk_helper_args(std::span<const char* const>(args.data(), args.size()));
+  REQUIRE_MESSAGE(parsed, parsed.error().to_string());
+  CHECK(parsed->show_reservation);
+}
+
+TEST_CASE("disk driver: a helper SIGKILLed before it could say why: the LUN tells who took it") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  REQUIRE(::kill(-helper, SIGKILL) == 0);  // what the self-fence's hard deadline does
+  REQUIRE(disk.loop.run_until([&] { return !disk.reports.empty(); }, std::chrono::seconds(10)));
+  CHECK(disk.reports.front() ==
+        "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->reason == disk.reports.front());
+  auto stopped = disk.act([&](auto done) { disk.driver->stop(std::move(done)); });
+  REQUIRE(stopped);
+  CHECK(stopped->status == ActionStatus::Ok);
+}
+
 TEST_CASE("disk driver: a helper that fails while online is reported with its own reason") {
-  ScriptedDisk disk;
+  ScriptedDisk disk(kFencedHelper);
   auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
   REQUIRE(started);
   REQUIRE(started->status == ActionStatus::Ok);
