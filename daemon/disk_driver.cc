@@ -463,6 +463,10 @@ void DiskDriver::on_helper_failed(std::string why) {
 }
 
 void DiskDriver::on_helper_exit(const ChildExit& exit) {
+  // What it said last may still wait in the socket (the exit can be dispatched first): a
+  // "failed" line, or the answer to a check in flight.
+  while (read_control()) {
+  }
   control_source_.reset();
   control_.reset();
   Phase phase = std::exchange(phase_, Phase::Idle);
@@ -471,14 +475,15 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
     case Phase::Starting:
       return kill_and_clean({ActionStatus::Failed, reason, exit.status});
     case Phase::Online:
-      log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
-      report_.cancel();  // this report says the same, with the exit status
-      // Killed before it could tell: the LUN still knows whether another node took it.
-      if (!helper_failure_) return start_inquest(exit, std::move(reason));
-      return report_failure(*helper_failure_);
     case Phase::Checking:
     case Phase::Restoring:
-      return finish({ActionStatus::Failed, reason, exit.status});
+      log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
+      report_.cancel();  // what it would report comes now, from here
+      // Killed before it could tell: the LUN still knows whether another node took it. The
+      // inquest answers a check in flight, or reports.
+      if (!helper_failure_) return start_inquest(exit, std::move(reason));
+      if (phase == Phase::Online) return report_failure(*helper_failure_);
+      return finish({ActionStatus::Failed, *helper_failure_, exit.status});
     case Phase::Stopping:
       if (exit.success()) return finish({ActionStatus::Ok, "", -1});
       log(LogLevel::Warning, {{"RESOURCE", name_}}, "{}; releasing its mounts", reason);

@@ -346,6 +346,22 @@ TEST_CASE("disk driver: a helper SIGKILLed before it could say why: the LUN tell
   CHECK(stopped->status == ActionStatus::Ok);
 }
 
+TEST_CASE("disk driver: a helper SIGKILLed during an IsAlive: the check answers with the LUN's word") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  std::optional<ActionResult> checked;
+  disk.driver->monitor(MonitorLevel::IsAlive, [&](ActionResult r) { checked = std::move(r); });
+  REQUIRE(::kill(-helper, SIGKILL) == 0);  // the "check" is never answered
+  REQUIRE(disk.loop.run_until([&] { return checked.has_value(); }, std::chrono::seconds(10)));
+  CHECK(checked->status == ActionStatus::Failed);
+  CHECK(checked->reason == "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
+  CHECK(disk.reports.empty());  // the check carried it
+}
+
 TEST_CASE("disk driver: a helper that fails while online is reported with its own reason") {
   ScriptedDisk disk(kFencedHelper);
   auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
