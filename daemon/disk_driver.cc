@@ -271,6 +271,7 @@ class DiskDriver final : public ResourceDriver {
   void on_line(const std::string& line);
   void on_helper_failed(std::string why);
   void start_inquest(const ChildExit& helper_exit, std::string reason);
+  void check_dead_helper(Done done);
   void on_inquest_exit(const ChildExit& exit);
   bool read_control();
   std::string not_running_reason() const;
@@ -507,8 +508,13 @@ void DiskDriver::start_inquest(const ChildExit& helper_exit, std::string reason)
   spec.env = {std::string("PATH=") + kDefaultPath};
   auto child = Child::spawn(loop_, spec, [this](const ChildExit& exit) { on_inquest_exit(exit); });
   if (!child) {
-    phase_ = Phase::Idle;
-    return report_failure(inquest_reason_);
+    // Nothing to ask with: the reason stays the exit's. Answered from the loop, never from
+    // inside the engine's own call.
+    return deferred_.post(loop_, [this] {
+      ChildExit none;
+      none.status = 127;
+      on_inquest_exit(none);
+    });
   }
   inquest_ = std::move(*child);
   // One login and two commands, each within io_timeout.
@@ -570,6 +576,8 @@ void DiskDriver::monitor(MonitorLevel level, Done done) {
     done_ = std::move(done);
     return arm_deadline(monitor_timeout_);
   }
+  if (phase_ == Phase::Online && helper_ && helper_->running() && helper_->has_exited())
+    return check_dead_helper(std::move(done));
   if (!helper_ || !helper_->running() || helper_->has_exited() || phase_ != Phase::Online)
     return deliver_later({ActionStatus::NotRunning, not_running_reason(), -1}, std::move(done));
   if (level == MonitorLevel::LooksAlive) {
@@ -591,6 +599,24 @@ void DiskDriver::monitor(MonitorLevel level, Done done) {
     phase_ = Phase::Online;
     finish({ActionStatus::Failed, "the disk helper's control socket is closed", -1});
   }
+}
+
+// The helper is dead but the loop has not dispatched its exit yet (a check came first, as after
+// a thaw, when every overdue timer fires at once): this check's answer is its reason.
+void DiskDriver::check_dead_helper(Done done) {
+  auto exit = helper_->reap_now();
+  while (read_control()) {
+  }
+  control_source_.reset();
+  control_.reset();
+  if (!exit || helper_failure_) {
+    phase_ = Phase::Idle;
+    return deliver_later({ActionStatus::Failed, not_running_reason(), -1}, std::move(done));
+  }
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", helper_reason(*exit));
+  done_ = std::move(done);
+  arm_deadline(monitor_timeout_);
+  start_inquest(*exit, helper_reason(*exit));
 }
 
 std::string DiskDriver::not_running_reason() const {

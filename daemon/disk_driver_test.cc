@@ -12,6 +12,7 @@
 #include <optional>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include "config_load.h"
 #include "disk_helper.h"
@@ -360,6 +361,28 @@ TEST_CASE("disk driver: a helper SIGKILLed during an IsAlive: the check answers 
   CHECK(checked->status == ActionStatus::Failed);
   CHECK(checked->reason == "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
   CHECK(disk.reports.empty());  // the check carried it
+}
+
+TEST_CASE("disk driver: a check that comes before the dead helper's exit is dispatched waits for "
+          "the LUN's word") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  REQUIRE(::kill(-helper, SIGKILL) == 0);
+  // Dead (a zombie), and the loop has not run since: as after a thaw, the check comes first.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!testing::process_gone(helper) && std::chrono::steady_clock::now() < deadline)
+    usleep(1000);  // /proc has no event for a process's death
+  REQUIRE(testing::process_gone(helper));
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->status == ActionStatus::Failed);
+  CHECK(looks->reason == "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
 }
 
 TEST_CASE("disk driver: a helper that fails while online is reported with its own reason") {
