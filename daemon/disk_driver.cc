@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "child.h"
@@ -15,6 +17,7 @@
 #include "filesystem.h"
 #include "handle.h"
 #include "log.h"
+#include "scsi_pr.h"
 
 namespace clusterd {
 namespace {
@@ -23,6 +26,8 @@ namespace {
 constexpr std::string_view kReady = "ready ";
 constexpr std::string_view kVacant = "vacant ";
 constexpr std::string_view kError = "error ";
+// Sent unasked by a helper that failed while online, before it stops in order.
+constexpr std::string_view kFailed = "failed ";
 // The helper's stderr lines start with this; the resource's reason reads better without.
 constexpr std::string_view kHelperPrefix = "clusterd-disk: ";
 // A reply line longer than this is not one of the helper's.
@@ -166,6 +171,32 @@ std::vector<std::string> disk_cleanup_argv(const DiskParams& p, const DiskInvoca
   return {how.helper, "--cleanup", "--fuse-dir", how.fuse_dir, "--mount-point", p.mount_point};
 }
 
+std::vector<std::string> disk_inquest_argv(const DiskParams& p, const DiskInvocation& how) {
+  std::vector<std::string> argv{how.helper, "--show-reservation"};
+  for (const auto& portal : p.portals) argv.insert(argv.end(), {"--portal", portal});
+  argv.insert(argv.end(), {"--target", p.target, "--lun", std::to_string(p.lun), "--initiator",
+                           how.initiator, "--cluster-id", std::to_string(how.cluster_id),
+                           "--io-timeout", std::to_string(p.io_timeout)});
+  return argv;
+}
+
+std::optional<std::string> foreign_holder(std::string_view shown, std::uint32_t cluster_id,
+                                          std::uint32_t node_id) {
+  // "holder node 2 exclusive-access" (describe_reservation); "holder none" says nobody.
+  constexpr std::string_view kHolder = "holder ";
+  std::string ours = describe_key(reservation_key(cluster_id, node_id), cluster_id);
+  while (!shown.empty()) {
+    std::string_view line = shown.substr(0, shown.find('\n'));
+    shown.remove_prefix(std::min(shown.size(), line.size() + 1));
+    if (!line.starts_with(kHolder)) continue;
+    line.remove_prefix(kHolder.size());
+    std::string_view who = line.substr(0, line.rfind(' '));
+    if (line == "none" || who == ours) return std::nullopt;
+    return std::string(who);
+  }
+  return std::nullopt;
+}
+
 std::string default_disk_helper() {
   std::error_code ec;
   auto beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "clusterd-disk";
@@ -227,13 +258,23 @@ class DiskDriver final : public ResourceDriver {
   pid_t main_pid() const override { return helper_ && helper_->running() ? helper_->pid() : 0; }
 
  private:
-  enum class Phase { Idle, Cleaning, Starting, Online, Checking, Restoring, Stopping, Killing };
+  /// Inquest: the helper died while online without saying why (SIGKILLed: the self-fence's hard
+  /// deadline, which a frozen node meets at once on waking); the LUN is asked who holds it.
+  enum class Phase {
+    Idle, Cleaning, Starting, Online, Checking, Restoring, Stopping, Killing, Inquest
+  };
 
   void run_cleanup(std::function<void(const ChildExit&)> then);
   void spawn_helper();
   Result<void> watch_control(Fd ours);
   void on_helper_exit(const ChildExit& exit);
   void on_line(const std::string& line);
+  void on_helper_failed(std::string why);
+  void start_inquest(const ChildExit& helper_exit, std::string reason);
+  void check_dead_helper(Done done);
+  void on_inquest_exit(const ChildExit& exit);
+  bool read_control();
+  std::string not_running_reason() const;
   void on_deadline();
   void kill_and_clean(ActionResult result);
   bool send(std::string_view command);
@@ -255,13 +296,19 @@ class DiskDriver final : public ResourceDriver {
   Phase phase_ = Phase::Idle;
   std::unique_ptr<Child> helper_;
   std::unique_ptr<Child> cleanup_;
+  std::unique_ptr<Child> inquest_;  ///< clusterd-disk --show-reservation after a silent death.
+  std::string inquest_reason_;      ///< The helper's exit and last line, while the inquest runs.
+  std::string inquest_death_;       ///< "the disk helper was killed by signal 9".
   Fd control_;
   EventSourcePtr control_source_;
   EventSourcePtr deadline_;
   std::string input_;
   int stale_replies_ = 0;  ///< Replies to a cancelled check still on their way.
+  /// The helper's own reason ("reservation lost: held by node 2"), once it said "failed".
+  std::optional<std::string> helper_failure_;
   Done done_;
   DeferredCall deferred_;
+  DeferredCall report_;  ///< The unsolicited failure report, off the reading callback.
 };
 
 void DiskDriver::start(Done done) {
@@ -269,6 +316,9 @@ void DiskDriver::start(Done done) {
     return deliver_later({ActionStatus::Ok, "", -1}, std::move(done));
   done_ = std::move(done);
   phase_ = Phase::Cleaning;
+  helper_failure_.reset();
+  report_.cancel();
+  inquest_.reset();
   arm_deadline(timeouts_.start);
   helper_.reset();
   // A helper that died (or a daemon that was killed) may have left its mounts: release them
@@ -336,28 +386,36 @@ Result<void> DiskDriver::watch_control(Fd ours) {
   return {};
 }
 
-int DiskDriver::on_control(sd_event_source*, int fd, uint32_t, void* userdata) noexcept {
-  auto* self = static_cast<DiskDriver*>(userdata);
-  char buffer[1024];
-  ssize_t n = ::read(fd, buffer, sizeof buffer);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-  if (n <= 0) {
-    // The helper closed its end: its exit follows through the pidfd.
-    self->control_source_.reset();
-    return 0;
-  }
-  self->input_.append(buffer, static_cast<std::size_t>(n));
-  std::size_t newline;
-  while ((newline = self->input_.find('\n')) != std::string::npos) {
-    std::string line = self->input_.substr(0, newline);
-    self->input_.erase(0, newline + 1);
-    self->on_line(line);  // may finish the action; the driver stays alive until Done returns
-  }
-  if (self->input_.size() > kMaxLine) self->input_.clear();
+int DiskDriver::on_control(sd_event_source*, int, uint32_t, void* userdata) noexcept {
+  static_cast<DiskDriver*>(userdata)->read_control();
   return 0;
 }
 
+// Reads what the helper sent and handles each complete line; false once nothing is left.
+bool DiskDriver::read_control() {
+  if (!control_) return false;
+  char buffer[1024];
+  ssize_t n = ::recv(control_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+  if (n <= 0) {
+    // The helper closed its end: its exit follows through the pidfd.
+    control_source_.reset();
+    return false;
+  }
+  input_.append(buffer, static_cast<std::size_t>(n));
+  std::size_t newline;
+  while ((newline = input_.find('\n')) != std::string::npos) {
+    std::string line = input_.substr(0, newline);
+    input_.erase(0, newline + 1);
+    on_line(line);  // may finish the action; the driver stays alive until Done returns
+  }
+  if (input_.size() > kMaxLine) input_.clear();
+  return true;
+}
+
 void DiskDriver::on_line(const std::string& line) {
+  // Unasked, so it is no reply: it neither ends a start nor counts as a stale check's answer.
+  if (line.starts_with(kFailed)) return on_helper_failed(line.substr(kFailed.size()));
   if (phase_ == Phase::Starting) {
     if (line.starts_with(kReady)) {
       phase_ = Phase::Online;
@@ -393,7 +451,23 @@ void DiskDriver::on_line(const std::string& line) {
   }
 }
 
+void DiskDriver::on_helper_failed(std::string why) {
+  if (helper_failure_) return;
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "the disk helper failed: {}", why);
+  helper_failure_ = std::move(why);
+  // A check in flight gets the same sentence as its answer; otherwise tell the engine now,
+  // before the helper's unmount is all a LooksAlive would see. Posted, because monitor() also
+  // reads the socket and must not be re-entered by the engine's failure handling.
+  report_.post(loop_, [this] {
+    if (phase_ == Phase::Online && helper_failure_) report_failure(*helper_failure_);
+  });
+}
+
 void DiskDriver::on_helper_exit(const ChildExit& exit) {
+  // What it said last may still wait in the socket (the exit can be dispatched first): a
+  // "failed" line, or the answer to a check in flight.
+  while (read_control()) {
+  }
   control_source_.reset();
   control_.reset();
   Phase phase = std::exchange(phase_, Phase::Idle);
@@ -402,11 +476,15 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
     case Phase::Starting:
       return kill_and_clean({ActionStatus::Failed, reason, exit.status});
     case Phase::Online:
-      log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
-      return report_failure(reason);
     case Phase::Checking:
     case Phase::Restoring:
-      return finish({ActionStatus::Failed, reason, exit.status});
+      log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
+      report_.cancel();  // what it would report comes now, from here
+      // Killed before it could tell: the LUN still knows whether another node took it. The
+      // inquest answers a check in flight, or reports.
+      if (!helper_failure_) return start_inquest(exit, std::move(reason));
+      if (phase == Phase::Online) return report_failure(*helper_failure_);
+      return finish({ActionStatus::Failed, *helper_failure_, exit.status});
     case Phase::Stopping:
       if (exit.success()) return finish({ActionStatus::Ok, "", -1});
       log(LogLevel::Warning, {{"RESOURCE", name_}}, "{}; releasing its mounts", reason);
@@ -414,8 +492,47 @@ void DiskDriver::on_helper_exit(const ChildExit& exit) {
     case Phase::Idle:
     case Phase::Cleaning:
     case Phase::Killing:
+    case Phase::Inquest:
       return;
   }
+}
+
+void DiskDriver::start_inquest(const ChildExit& helper_exit, std::string reason) {
+  phase_ = Phase::Inquest;
+  inquest_reason_ = std::move(reason);
+  inquest_death_ = fmt::format("the disk helper {}{}",
+                               helper_exit.end == ChildEnd::Exited ? "" : "was ",
+                               helper_exit.describe());
+  ChildSpec spec;
+  spec.argv = disk_inquest_argv(params_, how_);
+  spec.env = {std::string("PATH=") + kDefaultPath};
+  auto child = Child::spawn(loop_, spec, [this](const ChildExit& exit) { on_inquest_exit(exit); });
+  if (!child) {
+    // Nothing to ask with: the reason stays the exit's. Answered from the loop, never from
+    // inside the engine's own call.
+    return deferred_.post(loop_, [this] {
+      ChildExit none;
+      none.status = 127;
+      on_inquest_exit(none);
+    });
+  }
+  inquest_ = std::move(*child);
+  // One login and two commands, each within io_timeout.
+  (void)inquest_->set_deadline(std::chrono::seconds(3 * params_.io_timeout));
+}
+
+void DiskDriver::on_inquest_exit(const ChildExit& exit) {
+  if (phase_ != Phase::Inquest) return;  // a stop or start overtook it
+  phase_ = Phase::Idle;
+  std::string reason = inquest_reason_;
+  if (exit.success())
+    if (auto holder = foreign_holder(exit.output, how_.cluster_id, how_.node_id))
+      reason = fmt::format("reservation lost: held by {} ({})", *holder, inquest_death_);
+  helper_failure_ = reason;
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", reason);
+  // A monitor that came meanwhile waited for this answer; otherwise it is news to the engine.
+  if (done_) return finish({ActionStatus::Failed, reason, -1});
+  report_failure(reason);
 }
 
 std::string DiskDriver::helper_reason(const ChildExit& exit) const {
@@ -439,6 +556,7 @@ void DiskDriver::kill_and_clean(ActionResult result) {
 }
 
 void DiskDriver::stop(Done done) {
+  inquest_.reset();
   if (!helper_ || !helper_->running() || helper_->has_exited()) {
     // Nothing runs; a helper that died may still have left its mounts.
     done_ = std::move(done);
@@ -453,13 +571,25 @@ void DiskDriver::stop(Done done) {
 }
 
 void DiskDriver::monitor(MonitorLevel level, Done done) {
+  if (phase_ == Phase::Inquest) {
+    // The helper is dead and the reason is on its way: answer with it.
+    done_ = std::move(done);
+    return arm_deadline(monitor_timeout_);
+  }
+  if (phase_ == Phase::Online && helper_ && helper_->running() && helper_->has_exited())
+    return check_dead_helper(std::move(done));
   if (!helper_ || !helper_->running() || helper_->has_exited() || phase_ != Phase::Online)
-    return deliver_later({ActionStatus::NotRunning, "the disk helper is not running", -1},
-                         std::move(done));
+    return deliver_later({ActionStatus::NotRunning, not_running_reason(), -1}, std::move(done));
   if (level == MonitorLevel::LooksAlive) {
     ActionResult result{ActionStatus::Ok, "", -1};
-    if (!mounted())
-      result = {ActionStatus::Failed, fmt::format("{} is not mounted", params_.mount_point), -1};
+    if (!mounted()) {
+      // A helper that failed said why before it began to unmount: read it, if it is waiting.
+      while (read_control()) {
+      }
+      result = {ActionStatus::Failed,
+                helper_failure_.value_or(fmt::format("{} is not mounted", params_.mount_point)),
+                -1};
+    }
     return deliver_later(std::move(result), std::move(done));
   }
   done_ = std::move(done);
@@ -469,6 +599,28 @@ void DiskDriver::monitor(MonitorLevel level, Done done) {
     phase_ = Phase::Online;
     finish({ActionStatus::Failed, "the disk helper's control socket is closed", -1});
   }
+}
+
+// The helper is dead but the loop has not dispatched its exit yet (a check came first, as after
+// a thaw, when every overdue timer fires at once): this check's answer is its reason.
+void DiskDriver::check_dead_helper(Done done) {
+  auto exit = helper_->reap_now();
+  while (read_control()) {
+  }
+  control_source_.reset();
+  control_.reset();
+  if (!exit || helper_failure_) {
+    phase_ = Phase::Idle;
+    return deliver_later({ActionStatus::Failed, not_running_reason(), -1}, std::move(done));
+  }
+  log(LogLevel::Err, {{"RESOURCE", name_}}, "{}", helper_reason(*exit));
+  done_ = std::move(done);
+  arm_deadline(monitor_timeout_);
+  start_inquest(*exit, helper_reason(*exit));
+}
+
+std::string DiskDriver::not_running_reason() const {
+  return helper_failure_.value_or("the disk helper is not running");
 }
 
 bool DiskDriver::mounted() const {
@@ -496,6 +648,7 @@ void DiskDriver::cancel() {
       control_.reset();
       phase_ = Phase::Idle;
       break;
+    case Phase::Inquest:  // goes on: its answer becomes a failure report
     case Phase::Idle:
     case Phase::Online:
       break;
@@ -546,6 +699,8 @@ void DiskDriver::on_deadline() {
       cleanup_.reset();
       phase_ = Phase::Idle;
       return finish({ActionStatus::Timeout, "releasing the disk's mounts did not finish in time", -1});
+    case Phase::Inquest:
+      return finish({ActionStatus::Failed, inquest_reason_, -1});
     case Phase::Idle:
     case Phase::Online:
       return;

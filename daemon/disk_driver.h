@@ -8,12 +8,15 @@
 //             shows us holding the LUN, and a small read through the whole data path), and on
 //             "vacant" (the target lost every reservation) "restore": the group is online here,
 //             so the LUN is ours.
-// The helper exiting while online (fenced: "reservation lost: held by node 2") fails the
-// resource with the helper's last stderr line.
+// The helper failing while online fails the resource with its own sentence ("failed
+// reservation lost: held by node 2", sent unasked before it unmounts); a helper killed before
+// it could say anything (the self-fence's hard deadline) is followed by a look at the LUN:
+// held by another node, the reason says so.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +62,14 @@ struct DiskInvocation {
 std::vector<std::string> disk_helper_argv(const DiskParams& params, const DiskInvocation& how);
 /// The command line that releases what a dead helper left: clusterd-disk --cleanup.
 std::vector<std::string> disk_cleanup_argv(const DiskParams& params, const DiskInvocation& how);
+
+/// The command line that asks the LUN who holds it and who is registered, without registering:
+/// clusterd-disk --show-reservation, run when a helper died without saying why.
+std::vector<std::string> disk_inquest_argv(const DiskParams& params, const DiskInvocation& how);
+/// From --show-reservation's output: the holder ("node 2") when another key than node
+/// `node_id`'s holds the LUN; nullopt when we hold it, nobody does, or the output says nothing.
+std::optional<std::string> foreign_holder(std::string_view shown, std::uint32_t cluster_id,
+                                          std::uint32_t node_id);
 
 /// The helper's reason in its output: the last "clusterd-disk: <sentence>" line without the
 /// prefix (log lines may come after it), else the last line.

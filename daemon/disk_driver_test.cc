@@ -1,12 +1,22 @@
 // The disk type's pure parts: parameters, the initiator name, the helper's command lines and
-// the type metadata. The driver itself runs against a real tgtd and a real daemon in
+// the type metadata; the driver's handling of a helper that fails while online, with a scripted
+// helper. The driver with the real helper runs against a real tgtd and a real daemon in
 // tests/integration/test_disk.py.
 #include "disk_driver.h"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include <signal.h>
+#include <unistd.h>
+
 #include "config_load.h"
+#include "disk_helper.h"
+#include "loop_test_util.h"
 #include "param_test_util.h"
 
 namespace clusterd {
@@ -210,6 +220,189 @@ TEST_CASE("helper_sentence: the helper's own reason, not the log lines after it"
   CHECK(helper_sentence("x\nclusterd-disk: a\nclusterd-disk: b\ny\n") == "b");
   CHECK(helper_sentence("just a line\n") == "just a line");
   CHECK(helper_sentence("") == "");
+}
+
+}  // namespace clusterd
+
+// The driver on a real sd-event loop with a stand-in for clusterd-disk at the process boundary:
+// a script that speaks the control protocol (disk_helper.h) as a fenced helper does.
+namespace clusterd {
+namespace {
+
+// Online, then fenced at once: "failed <reason>" unasked, then the orderly stop's answers.
+constexpr const char* kFencedHelper = R"(#!/bin/sh
+case " $* " in *" --cleanup "*) exit 0 ;; esac
+echo "ready /dev/loop99" >&3
+echo "failed reservation lost: held by node 2" >&3
+echo "clusterd-disk: reservation lost: held by node 2" >&2
+while read -r line <&3; do
+  case "$line" in
+    check) echo "error reservation lost: held by node 2" >&3 ;;
+    stop) echo "error reservation lost: held by node 2" >&3; exit 1 ;;
+  esac
+done
+exit 1
+)";
+
+// Online and silent until SIGKILLed (as the self-fence's hard deadline does); asked with
+// --show-reservation afterwards, it shows node 2 holding the LUN.
+constexpr const char* kKilledHelper = R"(#!/bin/sh
+case " $* " in
+  *" --cleanup "*) exit 0 ;;
+  *" --show-reservation "*) printf 'holder node 2 exclusive-access\nkey node 2\n'; exit 0 ;;
+esac
+echo "ready /dev/loop99" >&3
+while read -r line <&3; do :; done
+)";
+
+struct ScriptedDisk {
+  testing::TestLoop loop;
+  testing::TempDir dir;
+  std::unique_ptr<ResourceDriver> driver;
+  std::vector<std::string> reports;
+
+  explicit ScriptedDisk(const char* script) {
+    std::string helper = dir.path() + "/clusterd-disk";
+    {
+      std::ofstream out(helper);
+      out << script;
+    }
+    std::filesystem::permissions(helper, std::filesystem::perms::owner_all);
+    ResourceConfig config;
+    config.name = "data";
+    config.type = "disk";
+    config.params = minimal();
+    config.params["mount_point"] = scalar(dir.path() + "/mnt");  // never mounted
+    DriverContext context;
+    context.loop = loop.get();
+    context.cluster_name = "lab";
+    context.node_name = "node1";
+    context.cluster_id = 7;
+    context.node_id = 1;
+    context.disk_helper = helper;
+    context.state_dir = dir.path();
+    auto made = make_disk_driver(config, context);
+    REQUIRE_MESSAGE(made, made.error().to_string());
+    driver = std::move(*made);
+    driver->set_failure_handler([this](std::string reason) { reports.push_back(reason); });
+  }
+
+  std::optional<ActionResult> act(const std::function<void(ResourceDriver::Done)>& action) {
+    std::optional<ActionResult> result;
+    action([&](ActionResult r) { result = std::move(r); });
+    loop.run_until([&] { return result.has_value(); }, std::chrono::seconds(10));
+    return result;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("foreign_holder: another node's key holding the LUN, from --show-reservation") {
+  CHECK(foreign_holder("holder node 2 exclusive-access\nkey node 2\n", 7, 1) == "node 2");
+  CHECK(foreign_holder("log line\nholder node 3 of cluster 9 exclusive-access\n", 7, 1) ==
+        "node 3 of cluster 9");
+  CHECK_FALSE(foreign_holder("holder node 1 exclusive-access\nkey node 1\n", 7, 1));
+  CHECK_FALSE(foreign_holder("holder none\nkey node 2\n", 7, 1));
+  CHECK_FALSE(foreign_holder("clusterd-disk: cannot connect\n", 7, 1));
+}
+
+TEST_CASE("disk_inquest_argv: reads the reservation with the node's initiator, registers nothing") {
+  auto params = parse_disk_params(minimal());
+  REQUIRE(params);
+  DiskInvocation how{"/usr/libexec/clusterd/clusterd-disk", "/var/lib/clusterd/disk/data",
+                     "iqn.2026-11.org.clusterd:lab:node1", 7, 1};
+  CHECK(disk_inquest_argv(*params, how) ==
+        std::vector<std::string>{"/usr/libexec/clusterd/clusterd-disk", "--show-reservation",
+                                 "--portal", "10.9.0.2:3260", "--target",
+                                 "iqn.2024-01.org.clusterd.lab:ledger", "--lun", "1",
+                                 "--initiator", "iqn.2026-11.org.clusterd:lab:node1",
+                                 "--cluster-id", "7", "--io-timeout", "5"});
+  // clusterd-disk accepts it.
+  auto argv = disk_inquest_argv(*params, how);
+  std::vector<const char*> args;
+  for (std::size_t i = 1; i < argv.size(); ++i) args.push_back(argv[i].c_str());
+  auto parsed = parse_disk_helper_args(std::span<const char* const>(args.data(), args.size()));
+  REQUIRE_MESSAGE(parsed, parsed.error().to_string());
+  CHECK(parsed->show_reservation);
+}
+
+TEST_CASE("disk driver: a helper SIGKILLed before it could say why: the LUN tells who took it") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  REQUIRE(::kill(-helper, SIGKILL) == 0);  // what the self-fence's hard deadline does
+  REQUIRE(disk.loop.run_until([&] { return !disk.reports.empty(); }, std::chrono::seconds(10)));
+  CHECK(disk.reports.front() ==
+        "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->reason == disk.reports.front());
+  auto stopped = disk.act([&](auto done) { disk.driver->stop(std::move(done)); });
+  REQUIRE(stopped);
+  CHECK(stopped->status == ActionStatus::Ok);
+}
+
+TEST_CASE("disk driver: a helper SIGKILLed during an IsAlive: the check answers with the LUN's word") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  std::optional<ActionResult> checked;
+  disk.driver->monitor(MonitorLevel::IsAlive, [&](ActionResult r) { checked = std::move(r); });
+  REQUIRE(::kill(-helper, SIGKILL) == 0);  // the "check" is never answered
+  REQUIRE(disk.loop.run_until([&] { return checked.has_value(); }, std::chrono::seconds(10)));
+  CHECK(checked->status == ActionStatus::Failed);
+  CHECK(checked->reason == "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
+  CHECK(disk.reports.empty());  // the check carried it
+}
+
+TEST_CASE("disk driver: a check that comes before the dead helper's exit is dispatched waits for "
+          "the LUN's word") {
+  ScriptedDisk disk(kKilledHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  pid_t helper = disk.driver->main_pid();
+  REQUIRE(helper > 0);
+  REQUIRE(::kill(-helper, SIGKILL) == 0);
+  // Dead (a zombie), and the loop has not run since: as after a thaw, the check comes first.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!testing::process_gone(helper) && std::chrono::steady_clock::now() < deadline)
+    usleep(1000);  // /proc has no event for a process's death
+  REQUIRE(testing::process_gone(helper));
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->status == ActionStatus::Failed);
+  CHECK(looks->reason == "reservation lost: held by node 2 (the disk helper was killed by signal 9)");
+}
+
+TEST_CASE("disk driver: a helper that fails while online is reported with its own reason") {
+  ScriptedDisk disk(kFencedHelper);
+  auto started = disk.act([&](auto done) { disk.driver->start(std::move(done)); });
+  REQUIRE(started);
+  REQUIRE(started->status == ActionStatus::Ok);
+  // The unsolicited "failed" line reaches the engine as the resource's failure ...
+  REQUIRE(disk.loop.run_until([&] { return !disk.reports.empty(); }));
+  CHECK(disk.reports.front() == "reservation lost: held by node 2");
+  // ... and a LooksAlive that finds the mount gone says the same, not "not mounted".
+  auto looks = disk.act([&](auto done) {
+    disk.driver->monitor(MonitorLevel::LooksAlive, std::move(done));
+  });
+  REQUIRE(looks);
+  CHECK(looks->status == ActionStatus::Failed);
+  CHECK(looks->reason == "reservation lost: held by node 2");
+  auto stopped = disk.act([&](auto done) { disk.driver->stop(std::move(done)); });
+  REQUIRE(stopped);
+  CHECK(stopped->status == ActionStatus::Ok);
 }
 
 }  // namespace clusterd

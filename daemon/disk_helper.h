@@ -11,7 +11,8 @@
 //   readiness (--ready-fd, else --control-fd): "ready /dev/loopN" or "error <sentence>";
 //   commands (--control-fd): "check" -> "ok" | "vacant <sentence>" | "error <sentence>";
 //   "restore" -> "ok" | "error <sentence>"; "stop" -> "stopped" or "error <sentence>", then
-//   the helper exits. "vacant" (iSCSI mode): the target lost the reservation, and only the
+//   the helper exits. Unasked, once online: "failed <sentence>" as soon as the helper fails
+//   (fenced, FUSE gone, mounter died), before it stops in order. "vacant" (iSCSI mode): the target lost the reservation, and only the
 //   daemon knows whether the group is still placed here and may say "restore". SIGTERM and the control fd's end (the daemon is
 //   gone) stop it the same way. Failures are also one line on stderr, and the exit status says
 //   which kind (DiskHelperExit).

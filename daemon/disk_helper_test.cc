@@ -17,8 +17,11 @@
 #include "disk_test_util.h"
 #include "file_block_device.h"
 #include "filesystem.h"
+#include "iscsi_session.h"
 #include "loop_device.h"
 #include "loop_test_util.h"
+#include "pr_client.h"
+#include "tgtd_fixture.h"
 
 namespace clusterd {
 namespace {
@@ -424,6 +427,48 @@ TEST_CASE("clusterd-disk: refuses a disk already mounted; check sees a read-only
   REQUIRE((*first)->send("stop"));
   CHECK(*(*first)->read_line() == "stopped");
   CHECK((*first)->wait() == 0);
+}
+
+TEST_CASE("clusterd-disk on a real LUN: taken over, it says why at once, then stops in order") {
+  if (skip()) return;
+  testing::TgtdCase target;
+  if (!target.start()) return;
+  DiskFixture f;
+  constexpr std::uint32_t kCluster = 9;
+  const std::string iqn = "iqn.2024-01.org.clusterd.test:dh";
+  auto helper = testing::HelperProcess::spawn(
+      {"--portal", target.tgtd->portal(), "--target", target.tgtd->target_iqn(), "--initiator",
+       iqn + "1", "--cluster-id", std::to_string(kCluster), "--node-id", "1", "--io-timeout", "2",
+       "--fuse-dir", f.fuse_dir(), "--mount-point", f.mount_point(), "--mkfs"});
+  REQUIRE(helper);
+  auto ready = (*helper)->read_line();
+  REQUIRE_MESSAGE(ready, ready.error().to_string());
+  REQUIRE(ready->starts_with("ready /dev/loop"));
+  REQUIRE(testing::write_pattern_file(f.mount_point() + "/before", 1 << 20, 5) == 0);
+
+  // Node 2 takes the LUN over (the daemon declared node 1 dead).
+  auto session = IscsiSession::connect(target.tgtd->target_for(iqn + "2"));
+  REQUIRE_MESSAGE(session, session.error().to_string());
+  PrClient node2(**session, kCluster, 2);
+  REQUIRE(node2.take_over().has_value());
+
+  // The helper's next write meets the conflict: before it unmounts anything, the daemon hears
+  // the reason unasked, so that a LooksAlive finding the mount gone cannot tell a vaguer story.
+  std::string mnt = f.mount_point();
+  auto err = testing::run_in_child([&] { return write_fsync_sync(mnt); }, std::chrono::seconds(20));
+  REQUIRE(err.has_value());
+  CHECK(*err == EIO);
+  auto told = (*helper)->read_line();
+  REQUIRE_MESSAGE(told, told.error().to_string());
+  CHECK(*told == "failed reservation lost: held by node 2");
+  CHECK((*helper)->wait() == static_cast<int>(DiskHelperExit::Failed));
+  CHECK(!f.mounted(f.mount_point()));
+  CHECK(!f.mounted(f.fuse_dir()));
+  // Its release left the new owner alone: node 2 holds the LUN, and nobody else is registered.
+  REQUIRE(node2.check().has_value());
+  auto keys = (*session)->pr_read_keys();
+  REQUIRE(keys);
+  CHECK(keys->keys == std::vector<std::uint64_t>{node2.key()});
 }
 
 }  // namespace

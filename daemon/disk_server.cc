@@ -201,6 +201,7 @@ void DiskServer::on_start_reply(std::string_view message) {
     if (state_ != DiskServerState::Starting) return;  // a stop overtook the start
     set_state(DiskServerState::Ready, fmt::format("mounted through {}", device));
     announce(fmt::format("ready {}", device));
+    served_ = true;
     return;
   }
   start_failed_ = true;
@@ -333,6 +334,9 @@ void DiskServer::record_failure(std::string message) {
   // The daemon puts the helper's last stderr line into the resource's failure reason.
   std::fprintf(stderr, "clusterd-disk: %s\n", message.c_str());
   failure_ = std::move(message);
+  // Once online, the daemon hears the reason at once: the orderly stop that follows unmounts
+  // first, and a LooksAlive that found the mount gone would otherwise be its only news.
+  if (served_) answer(std::string(kFailedLine) + *failure_);
 }
 
 void DiskServer::announce(const std::string& line) {

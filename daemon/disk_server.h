@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "block_device.h"
 #include "disk_helper.h"
@@ -20,6 +21,10 @@
 #include "handle.h"
 
 namespace clusterd {
+
+/// The line the helper sends unasked on its control fd when it fails after "ready", before it
+/// stops in order: "failed <sentence>".
+inline constexpr std::string_view kFailedLine = "failed ";
 
 /// Where the helper is in its life.
 enum class DiskServerState {
@@ -93,6 +98,7 @@ class DiskServer {
   bool stop_done_ = false;          ///< The mounter answered "stopped".
   bool start_failed_ = false;
   bool announced_ = false;
+  bool served_ = false;             ///< "ready" was announced: failures are told at once.
   std::optional<std::string> failure_;  ///< Why the helper fails (the first reason).
   std::optional<DiskHelperExit> exit_;
   EventSourcePtr channel_source_;

@@ -17,6 +17,16 @@ bool is_conflict(const Result<void>& result) {
   return !result && failure_of(result.error()) == IoFailure::Conflict;
 }
 
+// The keys to remove from a LUN we hold: every other key once, and our own when it is
+// registered through more than one nexus (READ KEYS lists one entry per registration).
+std::vector<std::uint64_t> strangers(const std::vector<std::uint64_t>& keys, std::uint64_t ours) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t key : keys)
+    if (key != ours && std::find(out.begin(), out.end(), key) == out.end()) out.push_back(key);
+  if (std::count(keys.begin(), keys.end(), ours) > 1) out.push_back(ours);
+  return out;
+}
+
 }  // namespace
 
 PrClient::PrClient(PersistentReservations& device, std::uint32_t cluster_id, std::uint32_t node_id)
@@ -29,8 +39,7 @@ Result<void> PrClient::acquire(bool take_over) {
 }
 
 Result<void> PrClient::take_over(const std::vector<std::uint64_t>& victims) {
-  if (auto ok = hold(TakeOverPolicy{true, victims}, "take over"); !ok) return ok;
-  return preempt_registrants(victims);
+  return hold(TakeOverPolicy{true, victims}, "take over");
 }
 
 Result<void> PrClient::restore() { return hold(TakeOverPolicy{}, "restore"); }
@@ -46,7 +55,8 @@ Result<void> PrClient::reclaim() {
   // made, so READ KEYS shows the owner alone (a stale key gives no access under Exclusive
   // Access, but it misleads whoever reads the keys).
   if (!held && is_conflict(held)) withdraw();
-  return held;
+  if (!held) return held;
+  return evict_others("reclaim");
 }
 
 void PrClient::withdraw() {
@@ -68,7 +78,10 @@ Result<void> PrClient::release() {
   return confirm_released();
 }
 
-Result<void> PrClient::check() { return confirm("check"); }
+Result<void> PrClient::check() {
+  if (auto held = confirm("check"); !held) return held;
+  return evict_others("check");
+}
 
 Result<void> PrClient::register_here() {
   return device_.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0,
@@ -76,6 +89,22 @@ Result<void> PrClient::register_here() {
 }
 
 Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) {
+  bool step_conflicted = false;
+  auto held = hold_once(policy, sequence, &step_conflicted);
+  // A take-over whose PREEMPT conflicted may have lost its registration to the holder's
+  // defence (evict_others() in the holder's periodic check, between our REGISTER and our
+  // PREEMPT): register and try once more. The defence runs once per check period, so a second
+  // loss means the holder is not merely defending against stale keys.
+  if (!held && policy.allowed && step_conflicted && is_conflict(held))
+    held = hold_once(policy, sequence, &step_conflicted);
+  if (!held) return held;
+  // Before anything is mounted: whatever else is registered goes (a fenced owner's key, a
+  // helper killed in the middle of its reclaim).
+  return evict_others(sequence);
+}
+
+Result<void> PrClient::hold_once(const TakeOverPolicy& policy, const char* sequence,
+                                 bool* step_conflicted) {
   if (auto ok = register_here(); !ok) return ok;
   auto now = device_.pr_read_reservation();
   if (!now) return std::unexpected(now.error());
@@ -96,7 +125,8 @@ Result<void> PrClient::hold(const TakeOverPolicy& policy, const char* sequence) 
                      who(now->holder->key));
   }
   // A conflict means the reservation changed between reading and acting: confirm() says how.
-  if (!step && !is_conflict(step)) return step;
+  *step_conflicted = is_conflict(step);
+  if (!step && !*step_conflicted) return step;
   return confirm(sequence);
 }
 
@@ -111,15 +141,19 @@ Result<void> PrClient::preempt(std::uint64_t victim) {
   return device_.pr_out(PrOutAction::Preempt, PrType::ExclusiveAccess, key_, victim);
 }
 
-Result<void> PrClient::preempt_registrants(const std::vector<std::uint64_t>& victims) {
-  if (victims.empty()) return {};
+Result<void> PrClient::evict_others(const char* sequence) {
   auto keys = device_.pr_read_keys();
   if (!keys) return std::unexpected(keys.error());
-  for (std::uint64_t victim : victims) {
-    bool registered = std::find(keys->keys.begin(), keys->keys.end(), victim) != keys->keys.end();
-    // PREEMPT of a key nobody holds is a RESERVATION CONFLICT (SPC-3 5.6.10.4.4): skip those.
-    if (victim == key_ || !registered) continue;
-    if (auto ok = preempt(victim); !ok) return ok;
+  for (std::uint64_t other : strangers(keys->keys, key_)) {
+    // We hold the reservation, so PREEMPT naming a key that does not hold it only removes that
+    // key's registrations (SPC-3 5.6.10.4.3); naming our own key gathers our registrations on
+    // other nexuses onto this one. Either way our reservation stays.
+    auto gone = preempt(other);
+    if (gone) continue;
+    if (!is_conflict(gone)) return gone;
+    // A conflict: the key went meanwhile (PREEMPT of an unregistered key is a conflict), or we
+    // were preempted ourselves. confirm() tells the two apart.
+    if (auto held = confirm(sequence); !held) return held;
   }
   return {};
 }

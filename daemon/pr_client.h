@@ -2,6 +2,9 @@
 // ending with READ RESERVATION confirming that we hold the LUN as Exclusive Access (the step
 // that catches "another node took it meanwhile"). The protocol is in docs/disks.md.
 //
+// Every sequence that ends holding the LUN (and the periodic check) then removes every other
+// registration, so READ KEYS shows the owner alone; docs/disks.md argues why that is safe.
+//
 // Failures carry an IoFailure kind (scsi_command.h): Conflict when another node holds the LUN
 // (we are fenced, or may not take it), Vacant when nobody does (the target lost its state:
 // call restore() if this node is still the rightful owner), Unreachable/Timeout when the
@@ -29,7 +32,7 @@ class PrClient {
   /// registration is withdrawn again), unless `take_over` is set, which preempts it.
   Result<void> acquire(bool take_over = false);
   /// After a node failure: register, then PREEMPT (AND ABORT where the target has it) the
-  /// holder's key, which fences it, and preempt the registrations of the other `victims`.
+  /// holder's key, which fences it, and remove every other registration.
   /// `victims` empty: whoever holds it; otherwise only a holder among them is preempted.
   Result<void> take_over(const std::vector<std::uint64_t>& victims = {});
   /// After a deliberate reconnect (a new nexus): register ignoring the existing key, preempt
@@ -42,7 +45,8 @@ class PrClient {
   /// Offline: release the reservation and withdraw every registration of our key. Succeeds
   /// once neither is left, also when another node had fenced us.
   Result<void> release();
-  /// IsAlive: READ RESERVATION shows us holding the LUN as Exclusive Access.
+  /// IsAlive: READ RESERVATION shows us holding the LUN as Exclusive Access; then every other
+  /// registration is removed (the owner's defence against stale keys).
   Result<void> check();
 
  private:
@@ -50,8 +54,12 @@ class PrClient {
   /// Unregisters our key on this nexus, best effort (after losing the LUN).
   void withdraw();
   Result<void> hold(const TakeOverPolicy& policy, const char* sequence);
+  Result<void> hold_once(const TakeOverPolicy& policy, const char* sequence,
+                         bool* step_conflicted);
   Result<void> preempt(std::uint64_t victim);
-  Result<void> preempt_registrants(const std::vector<std::uint64_t>& victims);
+  /// Once we hold the LUN: removes every registration but ours on this nexus (a fenced
+  /// owner's key, a helper killed in the middle of a reclaim): MSCS's defence.
+  Result<void> evict_others(const char* sequence);
   Result<void> confirm(const char* sequence);
   Result<void> confirm_released();
   std::string who(std::uint64_t key) const;

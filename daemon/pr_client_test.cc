@@ -161,6 +161,84 @@ TEST_CASE("PrClient: release leaves no reservation and no key, also from a new n
   }
 }
 
+namespace {
+
+/// Registers `key` on `session` and nothing else: what a helper SIGKILLed between the first
+/// and the last step of a reclaim leaves behind.
+void register_stale(IscsiSession& session, std::uint64_t key) {
+  REQUIRE(session.pr_out(PrOutAction::RegisterAndIgnoreExistingKey, PrType::ExclusiveAccess, 0, key)
+              .has_value());
+}
+
+}  // namespace
+
+TEST_CASE("PrClient: the owner's check removes every other registration and keeps the LUN") {
+  Cluster cluster;
+  if (!cluster.start()) return;
+  Node a = cluster.node(1);
+  Node c = cluster.node(3);
+  REQUIRE(a.pr->acquire().has_value());
+  register_stale(*c.session, reservation_key(kCluster, 3));
+  CHECK(keys_on(*a.session) ==
+        std::vector<std::uint64_t>{a.pr->key(), reservation_key(kCluster, 3)});
+
+  REQUIRE(a.pr->check().has_value());
+  CHECK(keys_on(*a.session) == std::vector<std::uint64_t>{a.pr->key()});
+  REQUIRE(a.session->write(0, 1, block_of(0xa1)).has_value());
+  CHECK(failed_as(c.session->write(0, 1, block_of(0xc1))) == IoFailure::Conflict);
+
+  SUBCASE("our own key registered through a second nexus goes too; we keep holding") {
+    Node again = cluster.node(1);
+    register_stale(*again.session, a.pr->key());
+    CHECK(keys_on(*a.session).size() == 2);
+    REQUIRE(a.pr->check().has_value());
+    CHECK(keys_on(*a.session) == std::vector<std::uint64_t>{a.pr->key()});
+    REQUIRE(a.session->write(0, 1, block_of(0xa2)).has_value());
+    CHECK(failed_as(again.session->write(0, 1, block_of(0xa3))) == IoFailure::Conflict);
+  }
+  SUBCASE("the defence never stops a later take-over, and never touches the new holder") {
+    // B registered (a take-over's first step) and the owner's check removed it meanwhile: the
+    // take-over registers again and wins; the old owner's next check finds itself fenced.
+    Node b = cluster.node(2);
+    register_stale(*b.session, b.pr->key());
+    REQUIRE(a.pr->check().has_value());
+    REQUIRE(b.pr->take_over({a.pr->key()}).has_value());
+    auto fenced = a.pr->check();
+    CHECK(failed_as(fenced) == IoFailure::Conflict);
+    CHECK(fenced.error().message.find("node 2") != std::string::npos);
+    REQUIRE(b.pr->check().has_value());
+    CHECK(keys_on(*b.session) == std::vector<std::uint64_t>{b.pr->key()});
+  }
+}
+
+TEST_CASE("PrClient: acquire and take-over remove stale registrations before anything is mounted") {
+  Cluster cluster;
+  if (!cluster.start()) return;
+  Node a = cluster.node(1);
+  Node b = cluster.node(2);
+  Node c = cluster.node(3);
+  std::uint64_t stale = reservation_key(kCluster, 3);
+
+  SUBCASE("acquire of a free LUN") {
+    register_stale(*c.session, stale);
+    REQUIRE(a.pr->acquire().has_value());
+    CHECK(keys_on(*a.session) == std::vector<std::uint64_t>{a.pr->key()});
+  }
+  SUBCASE("take-over from a dead owner, with a third key left by a killed reclaim") {
+    REQUIRE(a.pr->acquire().has_value());
+    register_stale(*c.session, stale);
+    REQUIRE(b.pr->take_over({a.pr->key()}).has_value());
+    CHECK(keys_on(*b.session) == std::vector<std::uint64_t>{b.pr->key()});
+    CHECK(failed_as(a.pr->check()) == IoFailure::Conflict);
+  }
+  SUBCASE("a refused acquire removes nothing") {
+    REQUIRE(a.pr->acquire().has_value());
+    register_stale(*c.session, stale);
+    CHECK(failed_as(b.pr->acquire()) == IoFailure::Conflict);
+    CHECK(keys_on(*a.session) == std::vector<std::uint64_t>{a.pr->key(), stale});
+  }
+}
+
 TEST_CASE("PrClient: a tgtd restart loses the reservation; the owner restores it") {
   Cluster cluster;
   if (!cluster.start()) return;

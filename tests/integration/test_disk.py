@@ -235,8 +235,12 @@ def test_second_node_takes_over_first_is_fenced_and_its_resource_fails(workdir, 
     lun = a.wait_resource("data", "lun", lambda r: r["state"] in ("failed", "offline"),
                           timeout=30, what="node 1's disk to fail")
     assert "reservation lost: held by node 2" in lun["reason"], lun
-    # The fenced node released nothing of the new owner's.
-    assert tgtd.reservation() == {"holder": "node 2 exclusive-access", "keys": ["node 2"]}
+    # The fenced node released nothing of the new owner's. The helper told its reason before
+    # its orderly stop (unmount, then release, which registers our key for a moment to gather
+    # it): the end of that stop, not the failure, is when nothing of node 1 is left.
+    wait_for(lambda: tgtd.reservation() == {"holder": "node 2 exclusive-access",
+                                            "keys": ["node 2"]},
+             timeout=20, what="node 1's helper done releasing, node 2 alone")
     assert not os.path.exists(os.path.join(mnt_b, "late"))
     b.ctl("offline", "data")
     assert tgtd.reservation() == {"holder": "none", "keys": []}

@@ -1,8 +1,9 @@
-"""The ledger group's disk in a three-node lab (lab name prefix dl), issue 5's lab tests:
+"""The ledger group's disk in a three-node lab (lab name prefix df), issue 5's lab tests:
 - the owner killed -> the new owner preempted its key (only the new owner's key registered and
   holding) and the ledger client finds every acknowledged record;
 - the owner frozen until the others took over, then thawed -> what it still tries to write is
-  refused, it stops its groups, and the disk holds only what the new owner acknowledged;
+  refused, its disk resource fails with the helper's own reason (reservation lost), it stops
+  its groups, and the disk holds only what the new owner acknowledged;
 - tgtd restarted (reservations wiped: tgt has no APTPL) -> the owner reserves the LUN again and
   nothing acknowledged is lost."""
 import json
@@ -16,7 +17,7 @@ from harness import BUILD, wait_for
 from lab_harness import CLUSTERLAB as CLUSTERLAB_EXEC, LEDGER_CLIENT, LEDGER_LOG, Lab, clab
 
 VIP = "10.77.0.100"
-NAME = "dldisk"
+NAME = "dfdisk"
 NODES = ["node1", "node2", "node3"]
 DISK_HELPER = os.path.abspath(os.path.join(BUILD, "daemon", "clusterd-disk"))
 MOUNT_POINT = "/var/lib/clusterd/ledger"
@@ -224,6 +225,14 @@ def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
     assert only_holder(lab, new, new), reservation(lab, new)
     assert ledger_request(lab, "READ zombie") == ["END"]
     assert lab.exec(new, "grep", "-c", " zombie ", LEDGER_LOG, check=False).stdout.strip() == "0"
+    # The thawed node's disk failed with the helper's own reason (it told the daemon before
+    # unmounting), not with a LooksAlive's "not mounted".
+    failures = [e["reason"] for e in lab.ctl(old, "events", "--json")
+                if e.get("resource") == "data" and e.get("to") == "failed"]
+    assert any(f"reservation lost: held by node {new[-1]}" in r for r in failures), failures
+    data = [r for r in lab.ctl(old, "resources", "--json")
+            if r["group"] == "ledger" and r["name"] == "data"]
+    assert data and f"reservation lost: held by node {new[-1]}" in data[0]["last_failure"], data
     # Once it has heard the others again, the thawed node rejoins as a member without the group.
     wait_for(lambda: owner(lab, NODES) == new, timeout=30, what="every node agreeing on the owner")
 
