@@ -138,6 +138,8 @@ def main():
             detections.append(detection)
         if args.only != "clusterd":
             theirs.append(keepalived_run(args))
+    print(f"outages clusterd {[round(x, 1) for x in ours]} keepalived "
+          f"{[round(x, 1) for x in theirs]}", flush=True)
     settings = f"interval {args.interval}, misses {args.misses}"
     if ours:
         lb.summary(f"clusterd ({settings}) outage", ours, target=50)

@@ -37,8 +37,8 @@ NETWORKS = ("public", "private", "storage")
 
 # Aggressive settings (docs in README.md, benchmarks): 10 ms heartbeats; see aggressive.py for
 # the choice of misses.
-AGGRESSIVE_INTERVAL = "10ms"
-AGGRESSIVE_MISSES = 4
+AGGRESSIVE_INTERVAL = "5ms"
+AGGRESSIVE_MISSES = 5
 
 
 def lab_dir(name):

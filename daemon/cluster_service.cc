@@ -50,7 +50,7 @@ RaftTiming raft_timing(const Config& config) {
 /// Margin W between "nobody hears the node" and "its groups may start elsewhere"
 /// (docs/membership.md: the bound holds with any W >= 0; W absorbs loop lateness on our side).
 Duration takeover_margin(Duration detection) {
-  return std::clamp(detection / 25, Duration(2), Duration(20));
+  return std::clamp(detection / 25, Duration(1), Duration(20));
 }
 
 QuorumTiming quorum_timing(const Config& config) {
