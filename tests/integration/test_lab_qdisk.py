@@ -267,7 +267,9 @@ def test_storage_restart_the_holder_restores_its_reservation_and_nobody_stops(la
              what="the holder's reservation restored after the tgtd restart")
     print(f"quorum LUN reservation restored {time.monotonic() - start:.2f} s after the tgtd "
           "restart")
-    assert holder(lab, lab.nodes) == disk_holder
+    # The other node looks at the LUN every 10 P: it may have seen the vacancy in between.
+    wait_for(lambda: holder(lab, lab.nodes) == disk_holder, timeout=10,
+             what="every node seeing the same holder again")
     for n in lab.nodes:
         c = lab.cluster(n)
         assert c["quorate"] and not c["fenced"], (n, c)
