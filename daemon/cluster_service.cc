@@ -273,6 +273,8 @@ void ClusterService::tick() {
   MonoTime now = mono_now();
   raft_->tick(now);
   process_ready();
+  // Also when the record is not new: we may have read it while we still had a leader.
+  if (disk_record_.state) catch_up_from_disk(*disk_record_.state);
   send_disk_facts();
   check_quorum(now);
   sync();
