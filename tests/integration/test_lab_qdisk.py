@@ -222,6 +222,13 @@ def test_config_changed_while_a_node_is_down_reaches_it_when_it_comes_back(lab2,
     assert "name: extra" in lab.config_text(down)  # saved where the daemon reads it next time
     wait_for(lambda: all(lab.cluster(n)["quorate"] for n in lab.nodes), timeout=20,
              what="both nodes quorate")
+    # The node that does not hold the disk shows a fresh record of it: its arbiter reads the
+    # disk again every 10 P, so a later checkpoint written by the holder reaches its view.
+    text = lab.config_text(up)
+    lab.apply(up, text.replace("name: extra", "name: extra2"), tmp_path)
+    wait_for(lambda: (lab.disk(down) or {}).get("config_version") == version + 1, timeout=10,
+             what=f"{down}'s view of the disk showing the next checkpoint")
+    assert not lab.disk(down)["held_here"]
 
 
 def test_a_node_started_alone_reads_the_disk_and_never_brings_back_an_old_config(lab2, tmp_path):
