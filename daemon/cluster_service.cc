@@ -34,6 +34,18 @@ constexpr Index kCompactEvery = 64;
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 std::span<const std::uint8_t> span_of(const Bytes& b) { return {b.data(), b.size()}; }
 
+/// A node's votes in the quorum: its configured votes, or 0 in disk-only mode, where the disk
+/// alone votes (MSCS 1.0: the holder of the quorum disk is the cluster).
+std::uint32_t quorum_votes(const Config& config, const NodeConfig& node) {
+  return config.quorum.mode == QuorumMode::DiskOnly ? 0 : node.votes;
+}
+
+/// Whether a node may campaign: it has votes, or in disk-only mode it campaigns on the disk's
+/// vote (docs/quorum-disk.md, "Elections in disk-only mode").
+bool may_campaign(const Config& config, const NodeConfig& node) {
+  return quorum_votes(config, node) > 0 || config.quorum.mode == QuorumMode::DiskOnly;
+}
+
 RaftTiming raft_timing(const Config& config) {
   // Elections follow the failure detector: D - interval, so a follower's vote is free again by
   // the time the detector declares its leader unreachable (docs/membership.md).
@@ -44,6 +56,7 @@ RaftTiming raft_timing(const Config& config) {
   t.election_timeout_min = std::max(detection - interval, interval * 2);
   t.election_timeout_max = t.election_timeout_min * 2;
   t.lease_margin = t.election_timeout_min / 100 + interval / 2;
+  t.zero_vote_candidacy = config.quorum.mode == QuorumMode::DiskOnly;
   return t;
 }
 
@@ -157,8 +170,8 @@ Result<void> ClusterService::open(const ClusterKeys& keys, std::uint64_t incarna
   VoterMap voters;
   std::map<std::uint8_t, std::uint32_t> votes;
   for (const auto& n : config.nodes) {
-    voters[n.id] = n.votes;
-    votes[static_cast<std::uint8_t>(n.id)] = n.votes;
+    voters[n.id] = quorum_votes(config, n);
+    votes[static_cast<std::uint8_t>(n.id)] = quorum_votes(config, n);
   }
   add_disk_voter(voters, votes);
   RaftTiming timing = raft_timing(config);
@@ -262,6 +275,8 @@ void ClusterService::tick() {
   MonoTime now = mono_now();
   raft_->tick(now);
   process_ready();
+  // Also when the record is not new: we may have read it while we still had a leader.
+  if (disk_record_.state) catch_up_from_disk(*disk_record_.state);
   send_disk_facts();
   check_quorum(now);
   sync();
@@ -456,7 +471,7 @@ void ClusterService::on_detector_event(const DetectorEvent& event) {
         NodeSet reachable = heartbeats_->detector().reachable();
         std::uint8_t first = 0;
         for (const auto& n : config_->nodes)
-          if (n.votes > 0 && reachable[n.id] && (first == 0 || n.id < first))
+          if (may_campaign(*config_, n) && reachable[n.id] && (first == 0 || n.id < first))
             first = static_cast<std::uint8_t>(n.id);
         if (first == raft_->id()) {
           raft_->tick(mono_now());
@@ -588,8 +603,8 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
   NodeSet reachable = heartbeats_->detector().reachable();
   std::uint64_t votes = 0, total = 0;
   for (const auto& n : config_->nodes) {
-    total += n.votes;
-    if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
+    total += quorum_votes(*config_, n);
+    if (n.id == raft_->id() || reachable[n.id]) votes += quorum_votes(*config_, n);
   }
   auto [disk, disk_total] = disk_votes(now);
   votes += disk;
@@ -988,6 +1003,8 @@ void ClusterService::kill_leftovers() {
 }
 
 void ClusterService::leave() {
+  // The disk first: a peer that hears us leave may campaign at once and then finds it free.
+  release_disk();
   if (heartbeats_) heartbeats_->leave();
 }
 
@@ -1023,7 +1040,7 @@ json ClusterService::describe() const {
     auto id = static_cast<std::uint8_t>(n.id);
     json node = {{"name", n.name},
                  {"id", n.id},
-                 {"votes", n.votes},
+                 {"votes", quorum_votes(*config_, n)},
                  {"state", to_string(node_state(n))},
                  {"self", id == raft_->id()}};
     if (const PeerView* v = d.view(id)) {
@@ -1138,9 +1155,6 @@ constexpr Duration kCheckpointWait{3000};
 Result<void> ClusterService::start_disk(std::uint8_t self) {
   const QuorumConfig& q = config_->quorum;
   if (!uses_disk(q.mode) || !q.disk) return {};
-  if (q.mode == QuorumMode::DiskOnly)
-    return fail("quorum mode disk-only is not supported by this clusterd yet (the node holding "
-                "the disk cannot campaign with 0 votes); use node-and-disk-majority");
   QdiskHelperOptions o;
   o.portals = q.disk->portals;
   o.target = q.disk->target;
@@ -1151,6 +1165,9 @@ Result<void> ClusterService::start_disk(std::uint8_t self) {
   o.arbiter.node_id = self;
   o.arbiter.timing = disk_timing(*config_);
   o.arbiter.backoff = cluster_election_timeout_min(*config_);
+  // A blank LUN gets a slot for every node id of the configuration (docs/quorum-disk.md).
+  for (const auto& n : config_->nodes)
+    o.arbiter.slot_count = std::max<std::uint16_t>(o.arbiter.slot_count, static_cast<std::uint16_t>(n.id));
   auto link = QdiskLink::start(
       context_.loop, qdisk_helper_argv(default_qdisk_helper(), o), kCheckpointWait,
       [this](const QdiskFrame& f) { on_disk_frame(f); },
@@ -1206,7 +1223,7 @@ void ClusterService::catch_up_from_disk(const DiskVoterState& disk) {
   if (merged.hard.commit <= raft_->commit_index()) return;
   VoterMap voters;
   std::map<std::uint8_t, std::uint32_t> votes;
-  for (const auto& n : config_->nodes) voters[n.id] = n.votes;
+  for (const auto& n : config_->nodes) voters[n.id] = quorum_votes(*config_, n);
   add_disk_voter(voters, votes);
   MonoTime now = mono_now();
   raft_ = std::make_unique<RaftNode>(raft_->id(), voters, raft_timing(*config_), merged, now,
@@ -1242,7 +1259,8 @@ void ClusterService::on_disk_frame(const QdiskFrame& frame) {
       return;
     case QdiskKind::Held:
       disk_held_ = true;
-      record("quorum", "", "this node holds the quorum disk");
+      disk_taken_ = frame.reason;
+      record("quorum", "", fmt::format("this node holds the quorum disk: {}", frame.reason));
       return;
     case QdiskKind::Confirmed:
       disk_held_ = true;
@@ -1252,6 +1270,7 @@ void ClusterService::on_disk_frame(const QdiskFrame& frame) {
     case QdiskKind::Lost:
       return on_disk_lost(frame.reason);
     case QdiskKind::Record:
+      check_disk_slot(frame.record);
       disk_record_ = frame.record;
       if (raft_ && frame.record.state) catch_up_from_disk(*frame.record.state);
       return;
@@ -1291,12 +1310,39 @@ void ClusterService::send_disk_facts() {
   NodeSet reachable = heartbeats_->detector().reachable();
   std::uint64_t votes = config_->quorum.disk->votes, total = votes;
   for (const auto& n : config_->nodes) {
-    total += n.votes;
-    if (n.id == raft_->id() || reachable[n.id]) votes += n.votes;
+    total += quorum_votes(*config_, n);
+    if (n.id == raft_->id() || reachable[n.id]) votes += quorum_votes(*config_, n);
   }
+  // Disk-only: nobody else votes, so the holder is always legitimate (MSCS 1.0) and defends.
   QdiskFacts facts{raft_->status().leader.value_or(0), 2 * votes > total};
   if (disk_facts_ == facts && qdisk_->running()) return;
   if (qdisk_->send(facts_frame(facts))) disk_facts_ = facts;
+}
+
+void ClusterService::check_disk_slot(const QdiskRecord& record) {
+  // A LUN formatted for fewer nodes than the configuration has: say so once, clearly; the node
+  // still reads the checkpoint and follows, but its arbiter never challenges for the disk.
+  std::uint8_t self = id_of(context_.node);
+  bool missing = record.formatted && self > record.slots;
+  if (missing && !(disk_record_.formatted && self > disk_record_.slots))
+    this->record("quorum", "",
+                 fmt::format("node id {} has no slot on the quorum disk (formatted for nodes 1 "
+                             "to {}): this node can never hold it; format the LUN again with "
+                             "every node stopped, or give this node an id up to {}",
+                             self, record.slots, record.slots));
+}
+
+void ClusterService::release_disk() {
+  if (!qdisk_) return;
+  // docs/quorum-disk.md, "Clean shutdown". Blocking, bounded: the loop is about to end, and a
+  // release takes a write, a check, RELEASE and an unregister, each within T.
+  Duration limit = disk_timing(*config_).command_timeout * 10 + Duration(500);
+  auto what = qdisk_->release(limit);
+  disk_held_ = false;
+  record("quorum", "",
+         what ? fmt::format("clean shutdown: {}", *what)
+              : fmt::format("clean shutdown: the quorum disk may not be released: {}",
+                            what.error().to_string()));
 }
 
 std::pair<std::uint64_t, std::uint64_t> ClusterService::disk_votes(MonoTime now) const {
@@ -1310,9 +1356,11 @@ nlohmann::json ClusterService::describe_disk(MonoTime now) const {
   json disk = {{"votes", config_->quorum.disk->votes},
                {"arbiter_running", qdisk_->running()},
                {"held_here", disk_held_},
+               {"taken", disk_held_ ? json(disk_taken_) : json(nullptr)},
                {"holder", disk_record_.holder ? json(name_of(static_cast<std::uint8_t>(disk_record_.holder)))
                                               : json(nullptr)},
                {"formatted", disk_record_.formatted},
+               {"slots", disk_record_.slots},
                {"confirmed_ms_ago", disk_confirmed_ ? json(now.ms_since(*disk_confirmed_)) : json(nullptr)}};
   if (const auto& s = disk_record_.state) {
     disk["term"] = s->term;

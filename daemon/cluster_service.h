@@ -68,7 +68,9 @@ class ClusterService {
   void on_group_failed(const std::string& group);
   /// The configuration in use changed (applied locally).
   void set_config(ConfigPtr config) { config_ = std::move(config); }
-  /// Sends the leaving heartbeat (clean shutdown): peers drop this node at once.
+  /// Clean shutdown, once every group is offline: releases the quorum disk if this node holds
+  /// it (so the next holder need not outwait a challenge), then sends the leaving heartbeat:
+  /// peers drop this node at once.
   void leave();
 
   /// Sends `command` to the coordinator (here when this node leads); the result sentence.
@@ -168,6 +170,8 @@ class ClusterService {
   void on_disk_lost(const std::string& reason);
   void on_disk_ready(const RaftReady& ready);
   void send_disk_facts();
+  void release_disk();
+  void check_disk_slot(const QdiskRecord& record);
   /// The disk's votes counted for us now (held and confirmed within the stop delay), and in all.
   std::pair<std::uint64_t, std::uint64_t> disk_votes(MonoTime now) const;
   nlohmann::json describe_disk(MonoTime now) const;
@@ -228,6 +232,7 @@ class ClusterService {
   std::unique_ptr<QdiskLink> qdisk_;
   QdiskRecord disk_record_;                ///< As the arbiter last reported it.
   bool disk_held_ = false;                 ///< Our arbiter holds the disk.
+  std::string disk_taken_;                 ///< How our arbiter last won the disk.
   std::optional<MonoTime> disk_confirmed_; ///< Send time of the last confirming check.
   std::optional<QdiskFacts> disk_facts_;   ///< As last sent.
   Index disk_checkpoint_ = 0;              ///< Applied index last sent as the checkpoint.

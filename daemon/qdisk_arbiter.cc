@@ -99,8 +99,10 @@ Result<void> QdiskArbiter::read_area() {
   if (!layout) return std::unexpected(layout.error());
   layout_ = *layout;
   record_.formatted = layout_.has_value();
+  record_.slots = layout_ ? layout_->slot_count : 0;
   record_.state.reset();
   rightful_ = false;
+  released_ = false;
   if (!layout_) return {};
   auto slots = read_slots(*layout_);
   if (!slots) return std::unexpected(slots.error());
@@ -109,12 +111,17 @@ Result<void> QdiskArbiter::read_area() {
   if (*current) {
     record_.state = (*current)->state;
     rightful_ = (*current)->writer == options_.node_id;
+    released_ = (*current)->released;
+    current_writer_ = (*current)->writer;
   }
   return {};
 }
 
 Result<void> QdiskArbiter::format() {
-  DiskLayout layout{options_.cluster_id, options_.slot_count, options_.slot_size};
+  // Slots for every node id the configuration has (the daemon passes its highest), never fewer
+  // than our own: a node without a slot could never hold the disk.
+  auto slots = static_cast<std::uint16_t>(std::max<std::uint32_t>(options_.slot_count, options_.node_id));
+  DiskLayout layout{options_.cluster_id, slots, options_.slot_size};
   if (auto ok = validate_layout(layout); !ok) return ok;
   std::uint64_t have = device_bytes(lun_.blocks());
   if (have < layout.size())
@@ -127,12 +134,14 @@ Result<void> QdiskArbiter::format() {
       layout.slot_count, layout.slot_size);
   layout_ = layout;
   record_.formatted = true;
+  record_.slots = layout.slot_count;
   return {};
 }
 
-Result<void> QdiskArbiter::write_state(const DiskVoterState& state) {
+Result<void> QdiskArbiter::write_state(const DiskVoterState& state, bool released) {
   DiskRecord record = next_record(options_.cluster_id, options_.node_id, epoch_, generation_,
                                   last_written_, state);
+  record.released = released;
   auto bytes = encode_record(record, layout_->slot_size);
   if (!bytes) return std::unexpected(bytes.error());
   // Only the blocks the record covers: the checksum ends with its payload.
@@ -147,6 +156,8 @@ Result<void> QdiskArbiter::write_state(const DiskVoterState& state) {
   last_written_ = std::move(record);
   record_.state = state;
   rightful_ = true;
+  released_ = released;
+  current_writer_ = options_.node_id;
   return {};
 }
 
@@ -275,11 +286,22 @@ bool QdiskArbiter::defend_round() {
 
 void QdiskArbiter::challenge(MonoTime now) {
   if (now < backoff_until_) return;
+  // Without a slot we could never write the disk's state: winning it would only fence the
+  // holder. Refuse before any registration (the daemon reports why, from the Record's slots).
+  if (layout_ && options_.node_id > layout_->slot_count)
+    return defended(fmt::format("node id {} has no slot on the quorum disk (it has slots for "
+                                "nodes 1 to {})", options_.node_id, layout_->slot_count));
   auto c = check();
   if (!c) return io_failed(c.error());
-  ChallengeInput in{key_,  c->reservation, c->keys.keys, registered_at_,
-                    now,   options_.timing.challenge_wait, rightful_};
+  // A vacancy is free at once only after a clean release or for the writer of the current
+  // record; what the disk says about that may be newer than our last read.
+  if (!c->reservation.holder && !rightful_ && !released_)
+    if (auto ok = read_area(); !ok) return io_failed(ok.error());
+  ChallengeInput in{key_, c->reservation, c->keys.keys, registered_at_, now,
+                    options_.timing.challenge_wait, rightful_, released_};
   ChallengeDecision d = decide_challenge(in);
+  std::int64_t waited = registered_at_ ? mono_now().ms_since(*registered_at_) : 0;
+  std::string how;
   Result<void> ok;
   switch (d.step) {
     case ChallengeStep::Register:
@@ -293,21 +315,34 @@ void QdiskArbiter::challenge(MonoTime now) {
     case ChallengeStep::Preempt:
       ok = lun_.reservations().pr_out(PrOutAction::Preempt, kType, key_, d.holder);
       if (ok) log(LogLevel::Notice, {}, "quorum disk: preempted {}", who(d.holder));
+      how = fmt::format("preempted {} after a challenge of {} ms", who(d.holder), waited);
       break;
     case ChallengeStep::Reserve:
       ok = lun_.reservations().pr_out(PrOutAction::Reserve, kType, key_, 0);
+      how = released_ ? fmt::format("reserved it at once: node {} released it", current_writer_)
+            : rightful_ ? std::string("reserved it at once: this node wrote its current record")
+                        : fmt::format("reserved the vacant disk after a challenge of {} ms", waited);
       break;
     case ChallengeStep::Held:
       if (yielded_ && !facts_.legitimate) return;
       // Perhaps through the nexus of an arbiter before us: move it to ours.
       ok = register_key();
       if (ok) ok = lun_.reservations().pr_out(PrOutAction::Preempt, kType, key_, key_);
+      how = "took over this node's own reservation";
       break;
   }
   if (!ok && ok.error().errno_value == EBADE) return defended(ok.error().to_string());
   if (!ok) return io_failed(ok.error());
-  if (d.step == ChallengeStep::Register) return;
-  if (auto begun = begin_tenure(); !begun) {
+  if (d.step == ChallengeStep::Register) {
+    // Nobody to outwait: reserve now rather than a period later.
+    if (!c->reservation.holder && (rightful_ || released_)) challenge(mono_now());
+    return;
+  }
+  take_up(how);
+}
+
+void QdiskArbiter::take_up(const std::string& how) {
+  if (auto begun = begin_tenure(how); !begun) {
     log(LogLevel::Warning, {}, "quorum disk: could not take it up: {}", begun.error().to_string());
     held_ = true;  // so that lose() reports it
     lose(begun.error().to_string());
@@ -331,14 +366,14 @@ void QdiskArbiter::defended(const std::string& why) {
   pending_append_.reset();
 }
 
-Result<void> QdiskArbiter::begin_tenure() {
+Result<void> QdiskArbiter::begin_tenure(const std::string& how) {
   auto header = read_header();
   if (!header) return std::unexpected(header.error());
   layout_ = *header;
   if (!layout_)
     if (auto ok = format(); !ok) return ok;
   if (options_.node_id > layout_->slot_count)
-    return fail("node id {} has no slot on the quorum disk (its slots are for nodes 1 to {})",
+    return fail("node id {} has no slot on the quorum disk (it has slots for nodes 1 to {})",
                 options_.node_id, layout_->slot_count);
   auto slots = read_slots(*layout_);
   if (!slots) return std::unexpected(slots.error());
@@ -362,12 +397,52 @@ Result<void> QdiskArbiter::begin_tenure() {
   held_ = true;
   yielded_ = false;
   registered_at_.reset();
-  log(LogLevel::Notice, {}, "quorum disk: holding it (epoch {}, term {})", epoch_, state.term);
-  output_.push_back(held_frame(c->sent));
+  log(LogLevel::Notice, {}, "quorum disk: holding it (epoch {}, term {}): {}", epoch_, state.term,
+      how);
+  output_.push_back(held_frame(c->sent, how));
   if (!defend_round()) return {};
   publish();
   answer_pending();
   return {};
+}
+
+// ---- Clean shutdown -----------------------------------------------------------------------------
+
+void QdiskArbiter::release() {
+  // docs/quorum-disk.md, "Clean shutdown": hand the disk over so that the next holder need not
+  // outwait a challenge, and leave no registration behind (a stale key would be preempted).
+  pending_vote_.reset();
+  pending_append_.reset();
+  std::string what = held_ ? release_held() : std::string("did not hold the quorum disk");
+  // REGISTER AND IGNORE EXISTING KEY with service action key 0 unregisters (SPC-3 5.6.7):
+  // the holder's key (RELEASE keeps it registered) or a challenger's.
+  auto gone = lun_.reservations().pr_out(PrOutAction::RegisterAndIgnoreExistingKey, kType, 0, 0);
+  what += gone ? std::string("; unregistered")
+               : fmt::format("; could not unregister: {}", gone.error().to_string());
+  held_ = false;
+  registered_at_.reset();
+  finished_ = true;
+  log(LogLevel::Notice, {}, "quorum disk, clean shutdown: {}", what);
+  output_.push_back(released_frame(what));
+}
+
+std::string QdiskArbiter::release_held() {
+  // The mark first, written and confirmed like any change: a successor that reads it after our
+  // RELEASE knows the vacancy is no tgtd restart and that no live holder is left to outwait.
+  DiskVoterState state = record_.state.value_or(DiskVoterState{});
+  auto marked = write_state(state, true);
+  if (marked) {
+    auto c = check();
+    if (!c) marked = std::unexpected(c.error());
+    else if (!c->reservation.holder || c->reservation.holder->key != key_)
+      return "had lost the quorum disk before it could release it";
+  }
+  auto ok = lun_.reservations().pr_out(PrOutAction::Release, kType, key_, 0);
+  if (!ok) return fmt::format("could not release the quorum disk: {}", ok.error().to_string());
+  if (!marked)
+    return fmt::format("released the quorum disk without marking it ({}): the next holder waits "
+                       "out a challenge", marked.error().to_string());
+  return "marked the quorum disk released and released its reservation";
 }
 
 // ---- Driving ----------------------------------------------------------------------------------
@@ -384,14 +459,18 @@ Result<void> QdiskArbiter::start(MonoTime now) {
 
 void QdiskArbiter::tick(MonoTime now) {
   now_ = now;
+  if (finished_) return;  // released: nothing more to do but exit
   if (held_) {
     if (now >= next_check_) (void)defend_round();
   } else if (wants_disk()) {
     challenge(now);
   } else if (now >= idle_check_) {
-    // Not ours: look at who holds it now and then, for `clusterctl nodes`.
+    // Not ours: now and then, who holds it and what it says, so that `clusterctl cluster` on
+    // any node shows a record at most 10 P old (and a release is seen before a challenge).
     idle_check_ = now + options_.timing.period * 10;
-    if (auto c = check(); !c) io_failed(c.error());
+    auto c = check();
+    auto ok = c ? read_area() : Result<void>(std::unexpected(c.error()));
+    if (!ok) io_failed(ok.error());
   }
   publish();
 }
@@ -406,6 +485,7 @@ MonoTime QdiskArbiter::next_deadline() const {
 
 void QdiskArbiter::handle(const QdiskFrame& frame, MonoTime now) {
   now_ = now;
+  if (finished_) return;
   switch (frame.kind) {
     case QdiskKind::Raft:
       on_message(frame.message);
@@ -415,6 +495,9 @@ void QdiskArbiter::handle(const QdiskFrame& frame, MonoTime now) {
       break;
     case QdiskKind::Checkpoint:
       on_checkpoint(frame.snapshot, frame.config_version);
+      break;
+    case QdiskKind::Release:
+      release();
       break;
     default:
       log(LogLevel::Warning, {}, "quorum disk: unexpected {} frame from the daemon, ignoring it",
@@ -584,7 +667,8 @@ std::vector<std::string> qdisk_helper_argv(const std::string& helper, const Qdis
                std::to_string(a.node_id), "--period", std::to_string(a.timing.period.count()),
                "--timeout", std::to_string(a.timing.command_timeout.count()), "--wait",
                std::to_string(a.timing.challenge_wait.count()), "--backoff",
-               std::to_string(a.backoff.count()), "--control-fd", std::to_string(o.control_fd)});
+               std::to_string(a.backoff.count()), "--slots", std::to_string(a.slot_count),
+               "--control-fd", std::to_string(o.control_fd)});
   return argv;
 }
 
@@ -624,6 +708,10 @@ Result<void> apply_flag(std::string_view flag, std::string_view value, QdiskHelp
   else if (flag == "--timeout") return ms(a.timing.command_timeout);
   else if (flag == "--wait") return ms(a.timing.challenge_wait);
   else if (flag == "--backoff") return ms(a.backoff);
+  else if (flag == "--slots") {
+    if (auto ok = set(a.slot_count, 255); !ok) return ok;
+    if (a.slot_count == 0) return fail("--slots must be at least 1");
+  }
   else return fail("unknown argument {}", flag);
   return {};
 }

@@ -52,7 +52,8 @@ struct ArbiterOptions {
   DiskTiming timing;
   /// A challenger the holder defended against waits this long before it tries again.
   Duration backoff{1000};
-  /// Slots laid out when this node formats a blank LUN (node ids 1..slot_count).
+  /// Slots laid out when this node formats a blank LUN (node ids 1..slot_count; at least our
+  /// own id). The daemon passes the configuration's highest node id, at least 32.
   std::uint16_t slot_count = 32;
   std::uint32_t slot_size = 64 * 1024;
 };
@@ -63,7 +64,7 @@ struct QdiskHelperOptions {
   std::string target;                ///< --target IQN.
   int lun = 1;                       ///< --lun N.
   std::string initiator;             ///< --initiator IQN.
-  ArbiterOptions arbiter;            ///< --cluster-id, --node-id, --period/--timeout/--wait/--backoff MS.
+  ArbiterOptions arbiter;            ///< --cluster-id, --node-id, --period/--timeout/--wait/--backoff MS, --slots N.
   int control_fd = 3;                ///< --control-fd.
 };
 
@@ -92,6 +93,8 @@ class QdiskArbiter {
 
   /// True while this node holds the disk (a confirmed tenure).
   bool holding() const { return held_; }
+  /// True once a Release was handled: the helper exits after sending what is queued.
+  bool finished() const { return finished_; }
   /// The disk's state as last read or written.
   const QdiskRecord& record() const { return record_; }
 
@@ -101,7 +104,7 @@ class QdiskArbiter {
   Result<std::optional<DiskLayout>> read_header();
   Result<void> format();
   Result<std::vector<DecodedSlot>> read_slots(const DiskLayout& layout);
-  Result<void> write_state(const DiskVoterState& state);
+  Result<void> write_state(const DiskVoterState& state, bool released = false);
 
   // The reservation.
   struct Check {
@@ -112,8 +115,11 @@ class QdiskArbiter {
   Result<Check> check();
   bool defend_round();
   void challenge(MonoTime now);
+  void take_up(const std::string& how);
+  void release();
+  std::string release_held();
   void defended(const std::string& why);
-  Result<void> begin_tenure();
+  Result<void> begin_tenure(const std::string& how);
   Result<void> register_key();
   Result<void> restore();
   void io_failed(const Error& error);
@@ -143,6 +149,8 @@ class QdiskArbiter {
   QdiskRecord record_;
   QdiskRecord published_;
   bool rightful_ = false;  ///< We wrote the current record.
+  bool released_ = false;  ///< The current record's writer released the disk (clean shutdown).
+  NodeId current_writer_ = 0;
 
   // The tenure.
   bool held_ = false;
@@ -156,6 +164,7 @@ class QdiskArbiter {
   MonoTime backoff_until_;
   MonoTime idle_check_;
   bool yielded_ = false;
+  bool finished_ = false;
 
   QdiskFacts facts_;
   std::optional<Message> pending_vote_;

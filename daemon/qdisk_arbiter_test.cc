@@ -191,6 +191,53 @@ TEST_CASE("arbiter: appends are acknowledged after the write; the checkpoint is 
   CHECK(r.state->tail.empty());
 }
 
+TEST_CASE("arbiter: a clean release marks the disk, and the next holder takes it at once") {
+  Cluster c;
+  if (!c.start()) return;
+  Node& a = c.add(1);
+  Node& b = c.add(2);
+  a.send(facts_frame({1, true}));
+  a.send(raft_frame(to_disk(MessageType::Vote, 1, 1)));
+  c.run_until([&] { return a.arbiter->holding(); });
+
+  a.send(release_frame());
+  REQUIRE(a.count(QdiskKind::Released) == 1);
+  CHECK(a.out.back().kind == QdiskKind::Released);
+  CHECK(a.out.back().reason ==
+        "marked the quorum disk released and released its reservation; unregistered");
+  CHECK(a.arbiter->finished());
+  CHECK_FALSE(a.arbiter->holding());
+  a.alive = false;  // the helper exits
+
+  b.send(raft_frame(to_disk(MessageType::Vote, 2, 2)));
+  c.run_until([&] { return b.reply(MessageType::VoteResponse).has_value(); });
+  CHECK_FALSE(b.reply(MessageType::VoteResponse)->reject);
+  auto held = std::find_if(b.out.begin(), b.out.end(),
+                           [](const QdiskFrame& f) { return f.kind == QdiskKind::Held; });
+  REQUIRE(held != b.out.end());
+  // Not "after a challenge of ... ms": nobody was left to outwait.
+  CHECK(held->reason == "reserved it at once: node 1 released it");
+  // B's own first record is not marked: a vacancy after B (a tgtd restart) means waiting again.
+  Node& observer = c.add(3);
+  CHECK(observer.out.at(0).record.holder == 2);
+}
+
+TEST_CASE("arbiter: a node without a slot never challenges, and says why") {
+  Cluster c;
+  if (!c.start()) return;
+  Node& a = c.add(1);  // formats the LUN with 8 slots
+  a.send(facts_frame({1, true}));
+  a.send(raft_frame(to_disk(MessageType::Vote, 1, 1)));
+  c.run_until([&] { return a.arbiter->holding(); });
+  Node& late = c.add(9);
+  CHECK(late.out.at(0).record.slots == 8);
+  late.send(raft_frame(to_disk(MessageType::Vote, 9, 2)));
+  c.run_until([&] { return late.reply(MessageType::VoteResponse).has_value(); });
+  CHECK(late.reply(MessageType::VoteResponse)->reject);
+  CHECK(a.arbiter->holding());  // never registered, so never preempted it
+  CHECK_FALSE(late.arbiter->holding());
+}
+
 TEST_CASE("arbiter: the command line round-trips and names what is wrong") {
   QdiskHelperOptions o;
   o.portals = {"10.0.0.1:3260", "10.0.1.1"};
@@ -212,6 +259,7 @@ TEST_CASE("arbiter: the command line round-trips and names what is wrong") {
   CHECK(back->arbiter.node_id == 3);
   CHECK(back->arbiter.timing.challenge_wait == Duration(730));
   CHECK(back->arbiter.backoff == Duration(900));
+  CHECK(back->arbiter.slot_count == 32);
   std::vector<const char*> bad = {"--portal", "x", "--lun", "-1"};
   CHECK(parse_qdisk_args(bad).error().message == "--lun: '-1' is not a whole number up to 16383");
   std::vector<const char*> odd = {"--portal"};

@@ -98,6 +98,28 @@ Result<void> QdiskLink::wait_first(Duration limit) {
   }
 }
 
+Result<std::string> QdiskLink::release(Duration limit) {
+  released_ = true;
+  restart_timer_.reset();
+  if (!running()) return fail("the quorum disk arbiter is not running");
+  if (auto ok = send_frame(channel_.get(), release_frame()); !ok) return std::unexpected(ok.error());
+  channel_source_.reset();  // from here on this function reads the channel
+  MonoTime end = mono_now() + limit;
+  for (;;) {
+    std::int64_t left = end.ms_since(mono_now());
+    if (left <= 0) return fail("the quorum disk arbiter did not answer within {} ms", limit.count());
+    pollfd pfd{channel_.get(), POLLIN, 0};
+    int ready = poll(&pfd, 1, static_cast<int>(left));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return fail_errno(errno, "cannot poll the quorum disk arbiter's channel");
+    if (ready == 0) continue;
+    auto frame = receive_frame(channel_.get());
+    if (!frame) return std::unexpected(frame.error());
+    if (!*frame) return fail("the quorum disk arbiter exited without answering");
+    if ((*frame)->kind == QdiskKind::Released) return (*frame)->reason;
+  }
+}
+
 bool QdiskLink::send(const QdiskFrame& frame) {
   if (!running()) return false;
   if (auto ok = send_frame(channel_.get(), frame); !ok) {
@@ -127,6 +149,7 @@ int QdiskLink::on_channel(sd_event_source*, int fd, uint32_t, void* userdata) no
 void QdiskLink::on_child_exit(const ChildExit& exit) {
   channel_source_.reset();
   channel_.reset();
+  if (released_) return;  // it exits after a clean release: nothing to report or restart
   std::string line = exit.last_line();
   std::string why = fmt::format("clusterd-qdisk {}{}{}", exit.describe(), line.empty() ? "" : ": ", line);
   log(LogLevel::Err, {}, "{}; starting it again in {} ms", why, kRestartDelay.count());

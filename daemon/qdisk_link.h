@@ -52,6 +52,10 @@ class QdiskLink {
   bool running() const { return child_ && child_->running() && channel_; }
   /// How many times it was started.
   int starts() const { return starts_; }
+  /// Clean shutdown: asks the arbiter to release the disk and unregister, and waits (blocking,
+  /// at most `limit`) for its answer, which it returns; other frames are dropped. The arbiter
+  /// exits after answering and is not started again; the link is done afterwards.
+  Result<std::string> release(Duration limit);
 
  private:
   QdiskLink(sd_event* loop, std::vector<std::string> argv, FrameHandler on_frame,
@@ -73,6 +77,7 @@ class QdiskLink {
   EventSourcePtr restart_timer_;
   std::optional<QdiskRecord> initial_;
   int starts_ = 0;
+  bool released_ = false;
 };
 
 }  // namespace clusterd

@@ -16,7 +16,8 @@ namespace {
 
 using namespace clusterd;
 
-/// Exit statuses: 0 the daemon closed the channel, 1 failed while running, 2 usage,
+/// Exit statuses: 0 the daemon closed the channel or had it release the disk, 1 failed while
+/// running, 2 usage,
 /// 3 could not start (the LUN unreachable or unreadable).
 constexpr int kFailed = 1, kUsage = 2, kStartFailed = 3;
 
@@ -76,6 +77,6 @@ int main(int argc, char** argv) {
   for (;;) {
     auto more = step(fd, arbiter);
     if (!more) return die(kFailed, more.error().to_string());
-    if (!*more) return 0;
+    if (!*more || arbiter.finished()) return 0;
   }
 }

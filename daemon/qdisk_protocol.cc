@@ -126,15 +126,22 @@ void write_body(Writer& w, const QdiskFrame& f) {
       w.u64(f.config_version);
       return;
     case QdiskKind::Held:
+      w.u64(f.at.usec);
+      w.text(f.reason);
+      return;
     case QdiskKind::Confirmed:
       w.u64(f.at.usec);
       return;
     case QdiskKind::Lost:
+    case QdiskKind::Released:
       w.text(f.reason);
+      return;
+    case QdiskKind::Release:
       return;
     case QdiskKind::Record:
       w.u8(f.record.formatted ? 1 : 0);
       w.u32(f.record.holder);
+      w.u32(f.record.slots);
       w.u8(f.record.state ? 1 : 0);
       if (f.record.state) write_state(w, *f.record.state);
       return;
@@ -160,15 +167,24 @@ Result<void> read_body(Reader& r, QdiskFrame& f) {
       ok = read_snapshot(r, f.snapshot) && r.u64(f.config_version);
       break;
     case QdiskKind::Held:
+      ok = r.u64(f.at.usec) && r.text(f.reason);
+      break;
     case QdiskKind::Confirmed:
       ok = r.u64(f.at.usec);
       break;
     case QdiskKind::Lost:
+    case QdiskKind::Released:
       ok = r.text(f.reason);
+      break;
+    case QdiskKind::Release:
+      ok = true;
       break;
     case QdiskKind::Record: {
       bool has_state = false;
-      ok = r.flag(f.record.formatted) && r.u32(f.record.holder) && r.flag(has_state);
+      std::uint32_t slots = 0;
+      ok = r.flag(f.record.formatted) && r.u32(f.record.holder) && r.u32(slots) &&
+           slots <= 0xffff && r.flag(has_state);
+      f.record.slots = static_cast<std::uint16_t>(slots);
       if (ok && has_state) ok = read_state(r, f.record.state.emplace());
       break;
     }
@@ -182,7 +198,7 @@ Result<void> read_body(Reader& r, QdiskFrame& f) {
 
 const char* to_string(QdiskKind kind) {
   static constexpr const char* kNames[kQdiskKindCount] = {
-      "raft", "facts", "checkpoint", "held", "confirmed", "lost", "record"};
+      "raft", "facts", "checkpoint", "held", "confirmed", "lost", "record", "release", "released"};
   auto i = static_cast<int>(kind) - 1;
   return i >= 0 && i < kQdiskKindCount ? kNames[i] : "unknown";
 }
@@ -209,10 +225,11 @@ QdiskFrame checkpoint_frame(Snapshot snapshot, std::uint64_t config_version) {
   return f;
 }
 
-QdiskFrame held_frame(MonoTime since) {
+QdiskFrame held_frame(MonoTime since, std::string how) {
   QdiskFrame f;
   f.kind = QdiskKind::Held;
   f.at = since;
+  f.reason = std::move(how);
   return f;
 }
 
@@ -234,6 +251,19 @@ QdiskFrame record_frame(QdiskRecord record) {
   QdiskFrame f;
   f.kind = QdiskKind::Record;
   f.record = std::move(record);
+  return f;
+}
+
+QdiskFrame release_frame() {
+  QdiskFrame f;
+  f.kind = QdiskKind::Release;
+  return f;
+}
+
+QdiskFrame released_frame(std::string what) {
+  QdiskFrame f;
+  f.kind = QdiskKind::Released;
+  f.reason = std::move(what);
   return f;
 }
 

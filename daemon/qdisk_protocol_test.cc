@@ -26,11 +26,13 @@ std::vector<QdiskFrame> one_of_each() {
   return {raft_frame(vote),
           facts_frame({3, true}),
           checkpoint_frame({40, 6, {'{', '}'}}, 9),
-          held_frame(MonoTime{123456}),
+          held_frame(MonoTime{123456}, "preempted node 1 after a challenge of 730 ms"),
           confirmed_frame(MonoTime{987654321}),
           lost_frame("preempted by node 2"),
-          record_frame({true, 2, state}),
-          record_frame({false, 0, std::nullopt})};
+          record_frame({true, 2, 32, state}),
+          record_frame({false, 0, 0, std::nullopt}),
+          release_frame(),
+          released_frame("released the reservation and unregistered")};
 }
 
 }  // namespace
@@ -66,7 +68,7 @@ TEST_CASE("qdisk protocol: truncation, trailing bytes, magic, version and kind a
   CHECK(decode_frame(bad).error().message == "quorum disk frame has the wrong magic");
   bad = b;
   bad[2] = 9;
-  CHECK(decode_frame(bad).error().message == "quorum disk frame has version 9, not 1");
+  CHECK(decode_frame(bad).error().message == "quorum disk frame has version 9, not 2");
   bad = b;
   bad[3] = 42;
   CHECK(decode_frame(bad).error().message == "quorum disk frame has unknown kind 42");

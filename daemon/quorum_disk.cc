@@ -12,6 +12,9 @@ constexpr char kHeaderMagic[8] = {'C', 'L', 'Q', 'D', 'I', 'S', 'K', '\0'};
 constexpr char kRecordMagic[4] = {'C', 'L', 'Q', 'R'};
 constexpr std::size_t kHeaderChecked = 24;  // header bytes covered by its checksum
 constexpr std::size_t kRecordChecked = 40;  // record header bytes before the checksum
+// Record flags (bytes 6-7, zero in records written before flags existed, which then read as
+// "not released": a reader that ignores them only waits W where it need not).
+constexpr std::uint64_t kRecordReleased = 1;
 
 // FNV-1a 64 over several spans: enough to catch torn writes and stray bytes (not an
 // adversary: only the reservation holder writes).
@@ -203,6 +206,7 @@ Result<Bytes> encode_record(const DiskRecord& r, std::uint32_t slot_size) {
   Bytes b(slot_size, 0);
   std::memcpy(b.data(), kRecordMagic, 4);
   put_be(b.data() + 4, kDiskFormat, 2);
+  put_be(b.data() + 6, r.released ? kRecordReleased : 0, 2);
   put_be(b.data() + 8, r.cluster_id, 4);
   put_be(b.data() + 12, r.writer, 4);
   put_be(b.data() + 16, r.epoch, 8);
@@ -253,6 +257,7 @@ DecodedSlot decode_record(std::span<const std::uint8_t> b, std::uint32_t cluster
   r.epoch = get_be(b.data() + 16, 8);
   r.pr_generation = static_cast<std::uint32_t>(get_be(b.data() + 24, 4));
   r.sequence = get_be(b.data() + 32, 8);
+  r.released = (get_be(b.data() + 6, 2) & kRecordReleased) != 0;
   auto state = decode_state(payload);
   if (!state) return problem(SlotProblem::Malformed, "The record's payload is malformed despite a valid checksum.");
   r.state = std::move(*state);
@@ -481,7 +486,7 @@ ChallengeDecision decide_challenge(const ChallengeInput& in) {
   if (holder && holder->key == in.my_key) return {ChallengeStep::Held, 0, std::nullopt};
   if (!in.registered_at) return {ChallengeStep::Register, 0, std::nullopt};
   if (!contains(in.keys, in.my_key)) return {ChallengeStep::Defended, 0, std::nullopt};
-  if (!holder && in.rightful) return {ChallengeStep::Reserve, 0, std::nullopt};
+  if (!holder && (in.rightful || in.released)) return {ChallengeStep::Reserve, 0, std::nullopt};
   MonoTime until = *in.registered_at + in.wait;
   if (in.now < until) return {ChallengeStep::Wait, 0, until};
   if (!holder) return {ChallengeStep::Reserve, 0, std::nullopt};

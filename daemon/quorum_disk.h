@@ -81,6 +81,9 @@ struct DiskRecord {
   std::uint32_t pr_generation = 0;   ///< PRgeneration the writer saw confirming its hold.
   std::uint64_t sequence = 0;        ///< Counts the writer's records.
   DiskVoterState state;
+  /// The writer's last record of its tenure: it released the reservation and unregistered (a
+  /// clean shutdown), so a vacancy after it is not a tgtd restart's and nobody need wait W.
+  bool released = false;
   friend bool operator==(const DiskRecord&, const DiskRecord&) = default;
 };
 
@@ -233,6 +236,9 @@ struct ChallengeInput {
   Duration wait{730};
   /// We wrote the current record (the rightful holder after a tgtd restart): no wait.
   bool rightful = false;
+  /// The current record says its writer released the disk (a clean shutdown): a vacancy is
+  /// free to take at once, nobody is left to outwait.
+  bool released = false;
 };
 
 /// The challenger's next step.

@@ -106,10 +106,11 @@ TEST_CASE("quorum disk: layout validation and slot offsets") {
 }
 
 TEST_CASE("quorum disk: a record round-trips, with and without vote, tail and checkpoint") {
-  for (int variant = 0; variant < 4; ++variant) {
+  for (int variant = 0; variant < 8; ++variant) {
     DiskRecord r = sample_record();
     if (variant & 1) r.state.vote.reset();
     if (variant & 2) r.state = DiskVoterState{};
+    r.released = (variant & 4) != 0;
     auto bytes = encode_record(r, 8192);
     REQUIRE(bytes);
     CHECK(bytes->size() == 8192);
@@ -117,6 +118,19 @@ TEST_CASE("quorum disk: a record round-trips, with and without vote, tail and ch
     REQUIRE_MESSAGE(d.record, d.reason);
     CHECK(*d.record == r);
   }
+}
+
+TEST_CASE("quorum disk: the released flag sits in the record's bytes 6-7, under the checksum") {
+  DiskRecord r = sample_record();
+  Bytes plain = *encode_record(r, 4096);
+  CHECK(plain[6] == 0);
+  CHECK(plain[7] == 0);  // as records written before the flag existed: not released
+  r.released = true;
+  Bytes released = *encode_record(r, 4096);
+  CHECK(released[7] == 1);
+  Bytes forged = plain;
+  forged[7] = 1;  // a flipped flag is a torn record, never a release
+  CHECK(decode_record(forged, kCluster, 2).problem == SlotProblem::Torn);
 }
 
 TEST_CASE("quorum disk: a record that does not fit its slot is refused") {
@@ -544,6 +558,17 @@ TEST_CASE("quorum disk: the challenger's steps") {
     CHECK(decide_challenge(in).step == ChallengeStep::Wait);
     in.rightful = true;
     CHECK(decide_challenge(in).step == ChallengeStep::Reserve);
+  }
+  SUBCASE("vacant after a release (clean shutdown): reserve at once, nobody to outwait") {
+    in.reservation = PrReservation{};
+    in.now = MonoTime{1'100'000};
+    in.released = true;
+    CHECK(decide_challenge(in).step == ChallengeStep::Reserve);
+  }
+  SUBCASE("a release does not skip the wait while someone holds it") {
+    in.released = true;
+    in.now = MonoTime{1'100'000};
+    CHECK(decide_challenge(in).step == ChallengeStep::Wait);
   }
   SUBCASE("rightful does not skip the wait while someone else holds it") {
     in.rightful = true;

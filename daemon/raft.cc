@@ -185,11 +185,11 @@ void RaftNode::tick(MonoTime now) {
     }
     return;
   }
-  if (now_ >= election_deadline_ && weight(self_) > 0) campaign();
+  if (now_ >= election_deadline_ && may_campaign()) campaign();
 }
 
 void RaftNode::campaign() {
-  if (role_ == RaftRole::Leader || weight(self_) == 0) return;
+  if (role_ == RaftRole::Leader || !may_campaign()) return;
   become_pre_candidate();
 }
 
@@ -490,7 +490,7 @@ Message& RaftNode::send(MessageType type, NodeId to) {
 
 MonoTime RaftNode::next_deadline() const {
   if (role_ == RaftRole::Leader) return std::min(heartbeat_deadline_, check_quorum_deadline());
-  if (weight(self_) == 0) return MonoTime{std::numeric_limits<Usec>::max()};
+  if (!may_campaign()) return MonoTime{std::numeric_limits<Usec>::max()};
   return election_deadline_;
 }
 

@@ -30,7 +30,8 @@ inline constexpr int kRaftRoleCount = 4;
 /// "follower", "pre-candidate", "candidate", "leader".
 const char* to_string(RaftRole role);
 
-/// Votes per voter. A voter with 0 votes receives the log but never votes or campaigns. A voter
+/// Votes per voter. A voter with 0 votes receives the log but never votes, and campaigns only
+/// with RaftTiming::zero_vote_candidacy. A voter
 /// need not be a RaftNode: the quorum disk is one more id here, answered by the disk arbiter.
 using VoterMap = std::map<NodeId, std::uint32_t>;
 
@@ -46,6 +47,10 @@ struct RaftTiming {
   Duration lease_margin{0};
   /// At most this many entries in one Append.
   std::size_t max_entries_per_append = 64;
+  /// A node with 0 votes campaigns too, asking the voters that have votes (it never counts
+  /// itself). For the disk-only quorum (docs/quorum-disk.md): every node has 0 votes, the disk
+  /// alone votes, and the node that wins the disk's vote, by holding its reservation, leads.
+  bool zero_vote_candidacy = false;
 };
 
 /// Whether the configuration is usable: timeouts ordered, heartbeat shorter than the election
@@ -196,6 +201,7 @@ class RaftNode {
   void request_votes(MessageType type, Term term);
   std::uint64_t weight(NodeId id) const;
   bool is_quorum(std::uint64_t votes) const { return 2 * votes > total_votes_; }
+  bool may_campaign() const { return weight(self_) > 0 || timing_.zero_vote_candidacy; }
 
   NodeId self_;
   VoterMap voters_;

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -466,6 +467,72 @@ TEST_CASE("raft weighted votes: quorum is more than half of all votes") {
     REQUIRE((c.node(1).status().role == RaftRole::Leader ||
              c.node(2).status().role == RaftRole::Leader));
     CHECK(c.applied[3].size() == 1);
+  }
+}
+
+namespace {
+
+Message answer(MessageType type, NodeId from, NodeId to, Term term, bool grant) {
+  Message m;
+  m.type = type;
+  m.from = from;
+  m.to = to;
+  m.term = term;
+  m.reject = !grant;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("raft zero-vote candidacy: a 0-vote node campaigns on the voters that have votes") {
+  // The disk-only quorum: nodes 1 and 2 have no votes, voter 9 (the quorum disk) has the only
+  // one; the node that wins voter 9 leads, and every commit needs voter 9.
+  VoterMap voters{{1, 0}, {2, 0}, {9, 1}};
+  RaftTiming t = test_timing();
+  MonoTime now{1'000'000'000};
+  SUBCASE("without the flag it never campaigns") {
+    RaftNode n(1, voters, t, {}, now, 1);
+    CHECK(n.next_deadline() == MonoTime{std::numeric_limits<Usec>::max()});
+    n.tick(now + Duration(10'000));
+    n.campaign();
+    CHECK(n.status().role == RaftRole::Follower);
+    CHECK(take_messages(n).empty());
+  }
+  t.zero_vote_candidacy = true;
+  RaftNode n(1, voters, t, {}, now, 1);
+  REQUIRE(n.next_deadline() < now + t.election_timeout_max + Duration(1));
+  n.tick(now + t.election_timeout_max);
+  auto pre = take_messages(n);
+  REQUIRE(pre.size() == 1);  // node 2 has no vote to give
+  CHECK(pre[0].type == MessageType::PreVote);
+  CHECK(pre[0].to == 9);
+  CHECK(n.status().role == RaftRole::PreCandidate);  // its own 0 votes are no quorum
+  SUBCASE("the voter refuses: no leader") {
+    n.step(answer(MessageType::PreVoteResponse, 9, 1, 0, false));
+    CHECK(n.status().role == RaftRole::Follower);
+    CHECK(n.status().term == 0);
+  }
+  SUBCASE("the voter grants: leader, and a commit waits for the voter's ack") {
+    n.step(answer(MessageType::PreVoteResponse, 9, 1, 1, true));
+    auto vote = take_messages(n);
+    REQUIRE(vote.size() == 1);
+    CHECK(vote[0].type == MessageType::Vote);
+    CHECK(vote[0].to == 9);
+    CHECK(vote[0].term == 1);
+    n.step(answer(MessageType::VoteResponse, 9, 1, 1, true));
+    CHECK(n.status().role == RaftRole::Leader);
+    auto appends = take_messages(n);
+    CHECK(appends.size() == 2);  // the no-op goes to node 2 as well
+    CHECK(n.commit_index() == 0);
+    Message ack = answer(MessageType::AppendResponse, 2, 1, 1, true);
+    ack.log_index = 0;
+    ack.hint = 1;
+    n.step(ack);
+    CHECK(n.commit_index() == 0);  // a 0-vote follower's ack counts for nothing
+    ack.from = 9;
+    n.step(ack);
+    CHECK(n.commit_index() == 1);
+    CHECK(n.lease_expiry().has_value());
   }
 }
 
