@@ -282,6 +282,9 @@ void ClusterService::tick() {
   sync();
   update_join();
   note_node_states(now);
+  // Every node keeps the "nobody hears it since" times, not only the leader: a coordinator
+  // elected because the old one died then finds the margin W already run (docs/membership.md).
+  if (!leading()) (void)safe_nodes(now);
   coordinate();
   reconcile();
 }
