@@ -3,8 +3,8 @@
 the virtual IP moves, a TCP server already runs on every node (tiny_server on 0.0.0.0:7070,
 answering with its node's name).
 
-clusterd: heartbeat interval 10 ms, misses --misses (default 4, see below), group `vip` with
-one `ip` resource (probe: false, monitor every 100 ms). keepalived 2.2.7: VRRP v3 on the public
+clusterd: heartbeat --interval (default 5 ms) x --misses (default 5, see below), group `vip`
+with one `ip` resource (probe: false, monitor every 100 ms). keepalived 2.2.7: VRRP v3 on the public
 network, advert_int 0.01 (its minimum), the same VIP, priorities in the same order as clusterd's
 preferred owners (node1 > node2 > node3). Both in the same 3-node lab layout (a fresh lab per
 run; runs alternate clusterd / keepalived), with the same fault and the same client probe:
@@ -14,12 +14,13 @@ fault  = at a random moment, the owner's switch ports go down (storage, private,
 outage = from the last answer of the old owner to the first answer of the new owner, seen by
          the client namespace opening a connection to the VIP every 10 ms.
 
-Why misses 4 (40 ms): clusterd's quorum guard stops a node's groups when its confirmation (the
-echoes of its heartbeats) is older than D - D/3 - max(5 ms, D/16) (docs/membership.md), 22 ms at
-D = 40 ms. Echoes answer each new heartbeat at once, so a confirmation is ~1 interval old in
-steady state, and the loop no longer stalls on Raft persistence or packet sockets: misses 4 ran
-60 s under the CPU hog with no eviction, election or quorum event; misses 3 (15 ms left) gave 23
-elections and 27 quorum events in 60 s.
+Why 5 ms x 5 (D = 25 ms): keepalived's backup takes over after 3 adverts plus its skew (33 ms
+for the second priority here); clusterd needs D plus the takeover margin and one commit, so D
+must be below that. The slack for a stalled loop decides the rest (docs/membership.md): 10 ms x 3
+(D = 30) left a Raft election timeout of 20 ms against 10 ms Appends and gave 37 elections and 4
+evictions in 120 s with both cores busy; 5 ms x 4 (D = 20) one self-stop in 120 s; 5 ms x 5 none
+in 600 s. The outage is counted in whole probe periods (10 ms), so both medians tend to land on
+the same multiple of 10; the fault -> first answer lines show the difference below that grain.
 Targets (issue 4): clusterd median <= 50 ms, clusterd/keepalived <= 1.0."""
 import argparse
 import statistics

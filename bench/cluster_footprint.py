@@ -88,9 +88,16 @@ def main():
     ap.add_argument("--advert", default="1", help="keepalived advert_int (default 1)")
     ap.add_argument("--group", choices=("ledger", "none"), default="ledger",
                     help="the lab's group (default ledger; none: membership alone)")
+    ap.add_argument("--aggressive", action="store_true",
+                    help=f"clusterd at the aggressive settings ({lb.AGGRESSIVE_INTERVAL} x "
+                    f"{lb.AGGRESSIVE_MISSES}) instead of the defaults; pair with --advert 0.01")
     ap.add_argument("--name", default="i4b", help="lab name (default i4b)")
     args = ap.parse_args()
-    lab = lb.make_lab(args.name, args.nodes, "--group", args.group)
+    extra = (["--heartbeat-interval", lb.AGGRESSIVE_INTERVAL, "--heartbeat-misses",
+              str(lb.AGGRESSIVE_MISSES)] if args.aggressive else [])
+    settings = (f"aggressive settings ({lb.AGGRESSIVE_INTERVAL} x {lb.AGGRESSIVE_MISSES})"
+                if args.aggressive else "default settings")
+    lab = lb.make_lab(args.name, args.nodes, "--group", args.group, *extra)
     try:
         if args.group == "ledger":
             lb.harness.wait_for(lambda: lb.online_on(lab, lab.nodes), timeout=30,
@@ -102,13 +109,13 @@ def main():
         pids = {n["name"]: [n["daemon"]["pid"]] for n in status["nodes"]}
         kpids = keepalived_pids(status) if args.keepalived else {}
         for i in range(args.runs):
-            print(f"window {i + 1}: {args.seconds:.0f} s idle, {args.nodes} nodes, default "
-                  f"settings, group {args.group}", flush=True)
+            print(f"window {i + 1}: {args.seconds:.0f} s idle, {args.nodes} nodes, {settings}, "
+                  f"group {args.group}", flush=True)
             results = measure({**{("clusterd", n): p for n, p in pids.items()},
                                **{("keepalived", n): p for n, p in kpids.items()}},
                               args.seconds)
             report("clusterd", {n: r for (w, n), r in results.items() if w == "clusterd"},
-                   True)
+                   not args.aggressive)
             if kpids:
                 report(f"keepalived (advert_int {args.advert}, parent + VRRP child)",
                        {n: r for (w, n), r in results.items() if w == "keepalived"}, False)
