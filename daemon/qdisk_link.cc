@@ -71,17 +71,23 @@ Result<void> QdiskLink::spawn() {
   return {};
 }
 
-Result<void> QdiskLink::wait_first(Duration limit) {
-  MonoTime end = mono_now() + limit;
+Result<std::optional<QdiskFrame>> QdiskLink::receive_by(MonoTime end, Duration limit,
+                                                       const char* silent) {
   for (;;) {
     std::int64_t left = end.ms_since(mono_now());
-    if (left <= 0) return fail("the quorum disk arbiter sent no record within {} ms", limit.count());
+    if (left <= 0) return fail("the quorum disk arbiter {} within {} ms", silent, limit.count());
     pollfd pfd{channel_.get(), POLLIN, 0};
     int ready = poll(&pfd, 1, static_cast<int>(left));
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) return fail_errno(errno, "cannot poll the quorum disk arbiter's channel");
-    if (ready == 0) continue;
-    auto frame = receive_frame(channel_.get());
+    if (ready > 0) return receive_frame(channel_.get());
+  }
+}
+
+Result<void> QdiskLink::wait_first(Duration limit) {
+  MonoTime end = mono_now() + limit;
+  for (;;) {
+    auto frame = receive_by(end, limit, "sent no record");
     if (!frame) return std::unexpected(frame.error());
     if (!*frame) {
       auto exit = child_->reap_now();
@@ -106,14 +112,7 @@ Result<std::string> QdiskLink::release(Duration limit) {
   channel_source_.reset();  // from here on this function reads the channel
   MonoTime end = mono_now() + limit;
   for (;;) {
-    std::int64_t left = end.ms_since(mono_now());
-    if (left <= 0) return fail("the quorum disk arbiter did not answer within {} ms", limit.count());
-    pollfd pfd{channel_.get(), POLLIN, 0};
-    int ready = poll(&pfd, 1, static_cast<int>(left));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) return fail_errno(errno, "cannot poll the quorum disk arbiter's channel");
-    if (ready == 0) continue;
-    auto frame = receive_frame(channel_.get());
+    auto frame = receive_by(end, limit, "did not answer");
     if (!frame) return std::unexpected(frame.error());
     if (!*frame) return fail("the quorum disk arbiter exited without answering");
     if ((*frame)->kind == QdiskKind::Released) return (*frame)->reason;

@@ -62,6 +62,9 @@ class QdiskLink {
             ExitHandler on_exit);
   Result<void> spawn();
   Result<void> wait_first(Duration limit);
+  /// Blocks (start and shutdown only) until the arbiter sends a frame; nullopt when it closed
+  /// the channel; `silent` names what did not come by `end`, for the error.
+  Result<std::optional<QdiskFrame>> receive_by(MonoTime end, Duration limit, const char* silent);
   void on_child_exit(const ChildExit& exit);
   void schedule_restart();
   static int on_channel(sd_event_source*, int fd, uint32_t, void* userdata) noexcept;

@@ -2,83 +2,24 @@
 
 #include <sys/socket.h>
 
-#include "byte_order.h"
+#include "byte_codec.h"
 
 namespace clusterd {
 namespace {
 
 constexpr std::uint8_t kMagic[2] = {'Q', 'D'};
 
-class Writer {
- public:
-  void u8(std::uint64_t v) { put(v, 1); }
-  void u32(std::uint64_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void bytes(std::span<const std::uint8_t> b) {
-    u32(b.size());
-    out_.insert(out_.end(), b.begin(), b.end());
-  }
-  void text(const std::string& s) { bytes({reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}); }
-  Bytes take() { return std::move(out_); }
 
- private:
-  void put(std::uint64_t v, int width) {
-    out_.resize(out_.size() + width);
-    put_be(out_.data() + out_.size() - width, v, width);
-  }
-  Bytes out_;
-};
 
-class Reader {
- public:
-  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
-  bool u8(std::uint8_t& v) { return get(v, 1); }
-  bool u16(std::uint16_t& v) { return get(v, 2); }
-  bool u32(std::uint32_t& v) { return get(v, 4); }
-  bool u64(std::uint64_t& v) { return get(v, 8); }
-  bool bytes(Bytes& b) {
-    std::uint32_t n = 0;
-    if (!u32(n) || in_.size() - at_ < n) return false;
-    b.assign(in_.begin() + at_, in_.begin() + at_ + n);
-    at_ += n;
-    return true;
-  }
-  bool text(std::string& s) {
-    Bytes b;
-    if (!bytes(b)) return false;
-    s.assign(b.begin(), b.end());
-    return true;
-  }
-  bool flag(bool& v) {
-    std::uint8_t b = 0;
-    if (!u8(b) || b > 1) return false;
-    v = b == 1;
-    return true;
-  }
-  std::span<const std::uint8_t> rest() const { return in_.subspan(at_); }
-  bool done() const { return at_ == in_.size(); }
-
- private:
-  template <typename T>
-  bool get(T& v, std::size_t width) {
-    if (in_.size() - at_ < width) return false;
-    v = static_cast<T>(get_be(in_.data() + at_, static_cast<int>(width)));
-    at_ += width;
-    return true;
-  }
-  std::span<const std::uint8_t> in_;
-  std::size_t at_ = 0;
-};
-
-void write_snapshot(Writer& w, const Snapshot& s) {
+void write_snapshot(BeWriter& w, const Snapshot& s) {
   w.u64(s.index);
   w.u64(s.term);
   w.bytes(s.data);
 }
 
-bool read_snapshot(Reader& r, Snapshot& s) { return r.u64(s.index) && r.u64(s.term) && r.bytes(s.data); }
+bool read_snapshot(BeReader& r, Snapshot& s) { return r.u64(s.index) && r.u64(s.term) && r.bytes(s.data); }
 
-void write_state(Writer& w, const DiskVoterState& s) {
+void write_state(BeWriter& w, const DiskVoterState& s) {
   w.u64(s.term);
   w.u32(s.vote.value_or(0));
   w.u64(s.commit);
@@ -93,7 +34,7 @@ void write_state(Writer& w, const DiskVoterState& s) {
   }
 }
 
-bool read_state(Reader& r, DiskVoterState& s) {
+bool read_state(BeReader& r, DiskVoterState& s) {
   std::uint32_t vote = 0, count = 0;
   if (!r.u64(s.term) || !r.u32(vote) || !r.u64(s.commit) || !r.u64(s.config_version) ||
       !read_snapshot(r, s.checkpoint) || !r.u32(count))
@@ -110,7 +51,7 @@ bool read_state(Reader& r, DiskVoterState& s) {
   return true;
 }
 
-void write_body(Writer& w, const QdiskFrame& f) {
+void write_body(BeWriter& w, const QdiskFrame& f) {
   switch (f.kind) {
     case QdiskKind::Raft: {
       Bytes m = encode_message(f.message);
@@ -148,7 +89,7 @@ void write_body(Writer& w, const QdiskFrame& f) {
   }
 }
 
-Result<void> read_body(Reader& r, QdiskFrame& f) {
+Result<void> read_body(BeReader& r, QdiskFrame& f) {
   bool ok = false;
   switch (f.kind) {
     case QdiskKind::Raft: {
@@ -268,7 +209,7 @@ QdiskFrame released_frame(std::string what) {
 }
 
 Bytes encode_frame(const QdiskFrame& frame) {
-  Writer w;
+  BeWriter w;
   w.u8(kMagic[0]);
   w.u8(kMagic[1]);
   w.u8(kQdiskProtocolVersion);
@@ -278,7 +219,7 @@ Bytes encode_frame(const QdiskFrame& frame) {
 }
 
 Result<QdiskFrame> decode_frame(std::span<const std::uint8_t> bytes) {
-  Reader r(bytes);
+  BeReader r(bytes);
   std::uint8_t m0 = 0, m1 = 0, version = 0, kind = 0;
   if (!r.u8(m0) || !r.u8(m1) || !r.u8(version) || !r.u8(kind))
     return fail("quorum disk frame is shorter than its header");

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "byte_order.h"
+#include "byte_codec.h"
 
 namespace clusterd {
 namespace {
@@ -25,54 +25,10 @@ struct Fnv {
   }
 };
 
-class Writer {
- public:
-  void u16(std::uint64_t v) { put(v, 2); }
-  void u32(std::uint64_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void bytes(const Bytes& b) {
-    u32(b.size());
-    out_.insert(out_.end(), b.begin(), b.end());
-  }
-  Bytes take() { return std::move(out_); }
 
- private:
-  void put(std::uint64_t v, int width) {
-    out_.resize(out_.size() + width);
-    put_be(out_.data() + out_.size() - width, v, width);
-  }
-  Bytes out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
-  bool u16(std::uint16_t& v) { return get(v, 2); }
-  bool u32(std::uint32_t& v) { return get(v, 4); }
-  bool u64(std::uint64_t& v) { return get(v, 8); }
-  bool bytes(Bytes& b) {
-    std::uint32_t n = 0;
-    if (!u32(n) || in_.size() - at_ < n) return false;
-    b.assign(in_.begin() + at_, in_.begin() + at_ + n);
-    at_ += n;
-    return true;
-  }
-  bool done() const { return at_ == in_.size(); }
-
- private:
-  template <typename T>
-  bool get(T& v, std::size_t width) {
-    if (in_.size() - at_ < width) return false;
-    v = static_cast<T>(get_be(in_.data() + at_, static_cast<int>(width)));
-    at_ += width;
-    return true;
-  }
-  std::span<const std::uint8_t> in_;
-  std::size_t at_ = 0;
-};
 
 Bytes encode_state(const DiskVoterState& s) {
-  Writer w;
+  BeWriter w;
   w.u64(s.term);
   w.u32(s.vote.value_or(0));
   w.u64(s.commit);
@@ -90,7 +46,7 @@ Bytes encode_state(const DiskVoterState& s) {
   return w.take();
 }
 
-bool decode_entries(Reader& r, DiskVoterState& s) {
+bool decode_entries(BeReader& r, DiskVoterState& s) {
   std::uint32_t count = 0;
   if (!r.u32(count)) return false;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -103,7 +59,7 @@ bool decode_entries(Reader& r, DiskVoterState& s) {
 }
 
 std::optional<DiskVoterState> decode_state(std::span<const std::uint8_t> payload) {
-  Reader r(payload);
+  BeReader r(payload);
   DiskVoterState s;
   std::uint32_t vote = 0;
   if (!r.u64(s.term) || !r.u32(vote) || !r.u64(s.commit) || !r.u64(s.config_version) ||

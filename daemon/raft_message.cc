@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "byte_codec.h"
+
 namespace clusterd {
 
 namespace {
@@ -19,27 +21,6 @@ constexpr std::uint8_t kFlagSnapshot = 2;
 constexpr std::uint8_t kKnownFlags = kFlagReject | kFlagSnapshot;
 // term, index, type, length: the smallest possible encoded entry.
 constexpr std::size_t kMinEntrySize = 8 + 8 + 2 + 4;
-
-// Appends integers big-endian (network byte order) whatever the host order is.
-class Writer {
- public:
-  void u8(std::uint8_t v) { out_.push_back(v); }
-  void u16(std::uint16_t v) { put(v, 2); }
-  void u32(std::uint32_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void bytes(const Bytes& b) {
-    u32(static_cast<std::uint32_t>(b.size()));
-    out_.insert(out_.end(), b.begin(), b.end());
-  }
-  Bytes take() { return std::move(out_); }
-
- private:
-  void put(std::uint64_t v, int width) {
-    for (int shift = (width - 1) * 8; shift >= 0; shift -= 8)
-      out_.push_back(static_cast<std::uint8_t>(v >> shift));
-  }
-  Bytes out_;
-};
 
 // Reads big-endian integers; every read checks the remaining length first.
 class Reader {
@@ -70,7 +51,7 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-void write_entry(Writer& w, const Entry& e) {
+void write_entry(BeWriter& w, const Entry& e) {
   w.u64(e.term);
   w.u64(e.index);
   w.u16(e.type);
@@ -154,7 +135,7 @@ const char* to_string(MessageType type) {
 }
 
 Bytes encode_message(const Message& m) {
-  Writer w;
+  BeWriter w;
   w.u8(kMagic0);
   w.u8(kMagic1);
   w.u8(kMessageVersion);

@@ -1,5 +1,6 @@
 """Drives clusterlab (lab/clusterlab) for tests and benchmarks: a lab object whose `down` is
 idempotent, so fixtures always call it."""
+import contextlib
 import json
 import os
 import subprocess
@@ -90,3 +91,50 @@ class Lab:
         """Starts `cmd` in the client namespace without waiting for it."""
         return subprocess.Popen([CLUSTERLAB, "client", "--name", self.name, "--", *cmd],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def group_owner(lab, nodes, group="ledger"):
+    """The node whose own view says `group` is online there, or None."""
+    for node in nodes:
+        r = lab.ctl(node, "status", "--json", check=False)
+        status = r if isinstance(r, dict) else None
+        g = status and next((g for g in status["groups"] if g["name"] == group), None)
+        if g and g["state"] == "online" and g["owner"] == node:
+            return node
+    return None
+
+
+@contextlib.contextmanager
+def ledger_lab(name, nodes):
+    """A lab of `nodes` nodes with the default ledger group online; always taken down."""
+    from harness import wait_for
+    lab = Lab(name)
+    lab.down()
+    try:
+        lab.up("--nodes", str(len(nodes)))
+        wait_for(lambda: group_owner(lab, nodes), timeout=60, what="ledger online (autostart)")
+        yield lab
+    finally:
+        lab.down()
+
+
+# -- the lab's DNS server (clusterlab up --dns) --------------------------------------------------
+
+DNS_SERVER = "10.77.0.53"
+
+
+def dig(lab, *args):
+    """dig in the client namespace against the lab's DNS server; its standard output."""
+    return lab.client("dig", "+time=1", "+tries=2", f"@{DNS_SERVER}", *args).stdout
+
+
+def dns_answer(lab, name):
+    """(address, ttl) pairs of `name`'s A records, as the lab's DNS server answers."""
+    out = dig(lab, name, "A", "+noall", "+answer")
+    return [(f[4], int(f[1])) for f in (line.split() for line in out.splitlines())
+            if len(f) == 5 and f[3] == "A"]
+
+
+def dns_serial(lab, zone="lab.test"):
+    """The zone's SOA serial."""
+    return int(dig(lab, zone, "SOA", "+short").split()[2])

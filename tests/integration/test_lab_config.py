@@ -11,7 +11,7 @@ import os
 import pytest
 
 from harness import wait_for
-from lab_harness import Lab, clab
+from lab_harness import clab, group_owner, ledger_lab
 
 NAME = "dfconfig"
 NODES = ["node1", "node2", "node3"]
@@ -32,30 +32,14 @@ MARKER_GROUP = """  - name: {name}
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(NAME)
-    lab.down()
-    try:
-        lab.up("--nodes", str(len(NODES)))
-        wait_for(lambda: owner(lab, NODES), timeout=60, what="ledger online (autostart)")
+    with ledger_lab(NAME, NODES) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def ctl_json(lab, node, *args):
     """clusterctl ARGS --json inside `node`; None when its clusterd does not answer."""
     r = clab("ctl", "--name", lab.name, node, *args, "--json", check=False)
     return json.loads(r.stdout) if r.returncode == 0 else None
-
-
-def owner(lab, nodes):
-    """The node whose own view says the ledger group is online there, or None."""
-    for node in nodes:
-        status = ctl_json(lab, node, "status")
-        group = status and next((g for g in status["groups"] if g["name"] == "ledger"), None)
-        if group and group["state"] == "online" and group["owner"] == node:
-            return node
-    return None
 
 
 def cluster(lab, node):
@@ -87,7 +71,7 @@ def apply(lab, node, text, tmp_path, nodes, expected):
 
 
 def test_node_down_during_apply_comes_back_with_the_new_version(lab, tmp_path):
-    holder = owner(lab, NODES)
+    holder = group_owner(lab, NODES)
     assert holder
     # Kill a node that does not own the ledger: the group and its disk stay where they are.
     down = next(n for n in NODES if n != holder)
@@ -127,7 +111,7 @@ def test_node_down_during_apply_comes_back_with_the_new_version(lab, tmp_path):
         assert version(lab, node) == before + 1, node
         assert "marker" in group_names(lab, node), node
         assert config_file(lab, node) == new_text, node
-    assert owner(lab, NODES) == holder
+    assert group_owner(lab, NODES) == holder
     print(f"{down} was down while version {before} became {before + 1}; it came back with "
           f"{version(lab, down)} and groups {group_names(lab, down)}")
 

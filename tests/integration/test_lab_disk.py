@@ -14,7 +14,8 @@ import time
 import pytest
 
 from harness import BUILD, wait_for
-from lab_harness import CLUSTERLAB as CLUSTERLAB_EXEC, LEDGER_CLIENT, LEDGER_LOG, Lab, clab
+from lab_harness import (CLUSTERLAB as CLUSTERLAB_EXEC, LEDGER_CLIENT, LEDGER_LOG, clab,
+                         group_owner, ledger_lab)
 
 VIP = "10.77.0.100"
 NAME = "dfdisk"
@@ -28,26 +29,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a lab needs root (nam
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(NAME)
-    lab.down()
-    try:
-        lab.up("--nodes", str(len(NODES)))
-        wait_for(lambda: owner(lab, NODES), timeout=60, what="ledger online (autostart)")
+    with ledger_lab(NAME, NODES) as lab:
         yield lab
-    finally:
-        lab.down()
-
-
-def owner(lab, nodes):
-    """The node whose own view says the ledger group is online there, or None."""
-    for node in nodes:
-        r = clab("ctl", "--name", lab.name, node, "status", "--json", check=False)
-        if r.returncode != 0:
-            continue
-        group = next((g for g in json.loads(r.stdout)["groups"] if g["name"] == "ledger"), None)
-        if group and group["state"] == "online" and group["owner"] == node:
-            return node
-    return None
 
 
 def reservation(lab, node):
@@ -73,7 +56,7 @@ def short(view):
 
 
 def test_kill_owner_new_owner_preempted_the_key_and_no_acknowledged_record_is_lost(lab):
-    old = owner(lab, NODES)
+    old = group_owner(lab, NODES)
     assert old
     view = reservation(lab, old)
     assert short(view["holder"].rsplit(" ", 1)[0]) == f"node {old[-1]}", view
@@ -87,7 +70,7 @@ def test_kill_owner_new_owner_preempted_the_key_and_no_acknowledged_record_is_lo
                  what="the client's records landing on the disk")
         lab.run("kill-node", old)
         survivors = [n for n in NODES if n != old]
-        new = wait_for(lambda: owner(lab, survivors), timeout=30, what="ledger on a survivor")
+        new = wait_for(lambda: group_owner(lab, survivors), timeout=30, what="ledger on a survivor")
         out, err = client.communicate(timeout=90)
     finally:
         if client.poll() is None:
@@ -179,7 +162,7 @@ def only_holder(lab, asker, node):
 
 
 def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
-    old = owner(lab, NODES)
+    old = group_owner(lab, NODES)
     assert old
     survivors = [n for n in NODES if n != old]
     client = start_client(lab, 15)
@@ -189,7 +172,7 @@ def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
                  what="the client's records landing on the disk")
         lab.run("freeze-node", old)
         try:
-            new = wait_for(lambda: owner(lab, survivors), timeout=30,
+            new = wait_for(lambda: group_owner(lab, survivors), timeout=30,
                            what="the ledger taken over by a survivor")
             assert only_holder(lab, new, new), reservation(lab, new)
             zombie = subprocess.Popen(
@@ -221,7 +204,7 @@ def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
     assert summary.get("lost", 0) == 0 and summary["verified"], summary
     assert summary["acked"] > 50
     # The new owner kept the group and the disk, and nothing of the thawed node reached it.
-    assert owner(lab, survivors) == new
+    assert group_owner(lab, survivors) == new
     assert only_holder(lab, new, new), reservation(lab, new)
     assert ledger_request(lab, "READ zombie") == ["END"]
     assert lab.exec(new, "grep", "-c", " zombie ", LEDGER_LOG, check=False).stdout.strip() == "0"
@@ -234,11 +217,11 @@ def test_frozen_owner_is_fenced_and_stops_its_groups_when_thawed(lab):
             if r["group"] == "ledger" and r["name"] == "data"]
     assert data and f"reservation lost: held by node {new[-1]}" in data[0]["last_failure"], data
     # Once it has heard the others again, the thawed node rejoins as a member without the group.
-    wait_for(lambda: owner(lab, NODES) == new, timeout=30, what="every node agreeing on the owner")
+    wait_for(lambda: group_owner(lab, NODES) == new, timeout=30, what="every node agreeing on the owner")
 
 
 def test_storage_restart_owner_restores_its_reservation_and_nothing_is_lost(lab):
-    holder = owner(lab, NODES)
+    holder = group_owner(lab, NODES)
     assert holder
     client = start_client(lab, 10)
     try:
@@ -259,8 +242,8 @@ def test_storage_restart_owner_restores_its_reservation_and_nothing_is_lost(lab)
             client.kill()
             client.wait()
     assert summary.get("lost", 0) == 0 and summary["verified"], summary
-    wait_for(lambda: owner(lab, NODES), timeout=30, what="the ledger group online")
-    now = owner(lab, NODES)
+    wait_for(lambda: group_owner(lab, NODES), timeout=30, what="the ledger group online")
+    now = group_owner(lab, NODES)
     assert only_holder(lab, now, now), reservation(lab, now)
 
 

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 from harness import BUILD, wait_for
-from lab_harness import CLUSTERLAB, LEDGER_CLIENT, LEDGER_LOG, Lab, ledger_log_size
+from lab_harness import (CLUSTERLAB, LEDGER_CLIENT, LEDGER_LOG, Lab, dns_answer, dns_serial,
+                         ledger_log_size)
 
 GROUP = "full"
 NAME = "ledger.lab.test"
@@ -95,21 +96,6 @@ def assert_offline_in_reverse(history):
     offline = [e for e in history if e["to"] == "offline"]
     assert [e["resource"] for e in offline] == ONLINE_ORDER[::-1], history
     assert [e["time"] for e in offline] == sorted(e["time"] for e in offline), offline
-
-
-def dig(lab, *args):
-    return lab.client("dig", "+time=1", "+tries=2", "@10.77.0.53", *args).stdout
-
-
-def answer(lab):
-    """(address, ttl) pairs of the name's A records, as the lab's DNS server answers."""
-    out = dig(lab, NAME, "A", "+noall", "+answer")
-    return [(f[4], int(f[1])) for f in (line.split() for line in out.splitlines())
-            if len(f) == 5 and f[3] == "A"]
-
-
-def serial(lab):
-    return int(dig(lab, "lab.test", "SOA", "+short").split()[2])
 
 
 def delete_record(lab):
@@ -208,7 +194,7 @@ def test_online_in_dependency_order_with_the_data_on_the_disk(lab):
     assert seen_by_unit.stdout.split()[1] == "ext4", seen_by_unit.stdout
     assert seen_by_unit.stdout.split()[0].startswith("/dev/loop"), seen_by_unit.stdout
     assert os.path.exists(f"/proc/{main}/root{LEDGER_LOG}")
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
     env = open(f"/proc/{main}/environ").read().split("\0")
     assert "CLUSTER_NETWORK_NAME=ledger" in env
 
@@ -218,7 +204,7 @@ def test_move_keeps_every_acknowledged_record_and_the_name(lab):
     target = next(n for n in NODES if n != source)
     acked = {"before-move": write_by_name(lab, "before-move", 40)["acked"]}
     marks = {n: last_seq(lab, n) for n in (source, target)}
-    before = serial(lab)
+    before = dns_serial(lab)
     writer = start_writer(lab, "during-move")
     try:
         wait_for_writes(lab, source)
@@ -232,8 +218,8 @@ def test_move_keeps_every_acknowledged_record_and_the_name(lab):
     assert_offline_in_reverse(events(lab, source, marks[source]))
     assert_online_in_order(events(lab, target, marks[target]))
     # The old owner deleted the record, the new one added it: two more versions of the zone.
-    assert serial(lab) >= before + 2
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_serial(lab) >= before + 2
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
     acked["after-move"] = write_by_name(lab, "after-move", 20)["acked"]
     assert_nothing_lost(lab, acked)
     # The disk went with the group: mounted on the new owner only.
@@ -254,12 +240,12 @@ def test_owner_crash_the_survivor_serves_by_name_and_registers_it_again(lab):
         # update that changes nothing would leave no other trace). The writer, connected
         # already, resolves the name again only after the crash: through the new record.
         delete_record(lab)
-        assert answer(lab) == []
+        assert dns_answer(lab, NAME) == []
         lab.run("kill-node", crashed)
         new = wait_for(lambda: owner(lab, survivors), timeout=60, what="full on a survivor")
         acked["during-crash"] = writer_summary(writer)["acked"]
         assert_online_in_order(events(lab, new, marks[new]))
-        assert answer(lab) == [(VIP, 5)]
+        assert dns_answer(lab, NAME) == [(VIP, 5)]
         acked["after-crash"] = write_by_name(lab, "after-crash", 20)["acked"]
         assert_nothing_lost(lab, acked)
     finally:

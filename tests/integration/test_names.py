@@ -7,7 +7,7 @@ import os
 import pytest
 
 from harness import wait_for
-from lab_harness import LEDGER_CLIENT, Lab
+from lab_harness import LEDGER_CLIENT, Lab, dns_answer, dns_serial
 
 VIP = "10.77.0.100"
 NAME = "ledger.lab.test"
@@ -37,21 +37,6 @@ def live_view(lab):
     """A node whose daemon runs (the other one may have been killed)."""
     status = lab.status()
     return next(n["name"] for n in status["nodes"] if n["daemon"]["running"])
-
-
-def dig(lab, *args):
-    return lab.client("dig", "+time=1", "+tries=2", "@10.77.0.53", *args).stdout
-
-
-def answer(lab):
-    """(address, ttl) pairs of the name's A records, as the lab's DNS server answers."""
-    out = dig(lab, NAME, "A", "+noall", "+answer")
-    return [(f[4], int(f[1])) for f in (line.split() for line in out.splitlines())
-            if len(f) == 5 and f[3] == "A"]
-
-
-def serial(lab):
-    return int(dig(lab, "lab.test", "SOA", "+short").split()[2])
 
 
 def events(lab, node):
@@ -84,12 +69,12 @@ def last_seq(lab, node):
 
 
 def test_the_name_is_registered_with_the_configured_ttl(lab):
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
     # The key really is required: an unsigned update is refused by the server.
     r = lab.client("sh", "-c", f"printf 'server 10.77.0.53\\nzone lab.test\\nupdate delete {NAME} A"
                    "\\nsend\\n' | nsupdate", check=False)
     assert r.returncode != 0 and "REFUSED" in (r.stdout + r.stderr)
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
 
 
 def test_dependents_get_the_network_name(lab):
@@ -101,7 +86,7 @@ def test_dependents_get_the_network_name(lab):
 
 def test_the_client_reaches_the_ledger_by_name_across_a_move(lab):
     reaches_by_name(lab)
-    before = serial(lab)
+    before = dns_serial(lab)
     marks = {n: last_seq(lab, n) for n in ("node1", "node2")}
     lab.ctl("node2", "move", GROUP, "node2")
     wait_for(lambda: owner(lab) == "node2", timeout=30, what="service online on node2")
@@ -109,8 +94,8 @@ def test_the_client_reaches_the_ledger_by_name_across_a_move(lab):
     assert transitions(lab, "node1", marks["node1"], "offline") == ONLINE_ORDER[::-1]
     assert transitions(lab, "node2", marks["node2"], "online") == ONLINE_ORDER
     # Deleted by node1, registered by node2: two more zone versions, the record as it was.
-    assert serial(lab) >= before + 2
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_serial(lab) >= before + 2
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
     reaches_by_name(lab)
 
 
@@ -122,14 +107,14 @@ def test_the_client_reaches_the_ledger_by_name_after_the_owner_crashes(lab):
     # Remove the record behind the cluster's back first: seeing it again after the crash shows
     # that the survivor registered it (an update that changes nothing leaves no other trace).
     delete_record(lab)
-    assert answer(lab) == []
+    assert dns_answer(lab, NAME) == []
     marks = {n: last_seq(lab, n) for n in ("node1", "node2", "node3") if n != crashed}
     lab.run("kill-node", crashed)
     try:
         survivor = wait_for(lambda: owner(lab, view) not in (None, crashed) and owner(lab, view),
                             timeout=60, what="service failed over")
         assert transitions(lab, survivor, marks[survivor], "online") == ONLINE_ORDER
-        assert answer(lab) == [(VIP, 5)]
+        assert dns_answer(lab, NAME) == [(VIP, 5)]
         reaches_by_name(lab)
     finally:
         lab.run("start-node", crashed)
@@ -141,7 +126,7 @@ def test_offline_deletes_the_records_and_online_registers_them_again(lab):
     lab.ctl(node, "offline", f"{GROUP}/netname")
     wait_for(lambda: transitions(lab, node, mark, "offline") == ["ledgerd", "netname"],
              timeout=30, what="ledgerd, then netname offline")
-    assert answer(lab) == []
+    assert dns_answer(lab, NAME) == []
     lab.ctl(node, "online", f"{GROUP}/ledgerd")  # and what it depends on
     wait_for(lambda: owner(lab, node) == node, timeout=30, what="service online again")
-    assert answer(lab) == [(VIP, 5)]
+    assert dns_answer(lab, NAME) == [(VIP, 5)]
