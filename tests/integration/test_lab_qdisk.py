@@ -104,34 +104,28 @@ class Lab:
         return view
 
 
-@pytest.fixture
-def lab2():
-    lab = Lab(f"{LAB_PREFIX}2", 2)
+def made(lab):
+    """Yields `lab` up; always takes it down (also when up or the test fails)."""
     lab.down()
     try:
         yield lab.up()
     finally:
         lab.down()
+
+
+@pytest.fixture
+def lab2():
+    yield from made(Lab(f"{LAB_PREFIX}2", 2))
 
 
 @pytest.fixture
 def lab4():
-    lab = Lab(f"{LAB_PREFIX}4", 4)
-    lab.down()
-    try:
-        yield lab.up()
-    finally:
-        lab.down()
+    yield from made(Lab(f"{LAB_PREFIX}4", 4))
 
 
 @pytest.fixture
 def lab3_disk_only():
-    lab = Lab(f"{LAB_PREFIX}3d", 3, quorum="disk-only")
-    lab.down()
-    try:
-        yield lab.up()
-    finally:
-        lab.down()
+    yield from made(Lab(f"{LAB_PREFIX}3d", 3, quorum="disk-only"))
 
 
 def holder(lab, nodes):
