@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "byte_order.h"
 #include "incarnation.h"
 #include "ip_driver.h"
 #include "log.h"
@@ -284,7 +285,7 @@ void ClusterService::tick() {
   note_node_states(now);
   // Every node keeps the "nobody hears it since" times, not only the leader: a coordinator
   // elected because the old one died then finds the margin W already run (docs/membership.md).
-  if (!leading()) (void)safe_nodes(now);
+  if (!leading()) note_unheard(now);
   coordinate();
   reconcile();
 }
@@ -501,13 +502,13 @@ void ClusterService::send_echo(std::uint8_t node, std::uint64_t sequence) {
   // disk adds four: how many microseconds ago its hold was last confirmed, which lets the
   // node count the disk's vote (docs/quorum-disk.md, "Followers of the holder").
   std::array<std::uint8_t, 12> payload{};
-  for (int i = 0; i < 8; ++i) payload[i] = static_cast<std::uint8_t>(sequence >> (56 - 8 * i));
+  put_be(payload.data(), sequence, 8);
   std::size_t size = 8;
   if (disk_held_ && disk_confirmed_) {
     Usec now = mono_now().usec;
     Usec age = now > disk_confirmed_->usec ? now - disk_confirmed_->usec : 0;
     if (age < 0xffffffffu) {
-      for (int i = 0; i < 4; ++i) payload[8 + i] = static_cast<std::uint8_t>(age >> (24 - 8 * i));
+      put_be(payload.data() + 8, age, 4);
       size = 12;
     }
   }
@@ -518,14 +519,9 @@ void ClusterService::send_echo(std::uint8_t node, std::uint64_t sequence) {
 void ClusterService::on_echo(const PeerMessage& message) {
   const auto& p = message.payload;
   if (p.size() == 8 || p.size() == 12) {
-    std::uint64_t sequence = 0;
-    for (std::size_t i = 0; i < 8; ++i) sequence = (sequence << 8) | p[i];
+    std::uint64_t sequence = get_be(p.data(), 8);
     guard_->echoed(message.from, sequence);
-    if (p.size() == 12 && qdisk_) {
-      Usec age = 0;
-      for (std::size_t i = 8; i < 12; ++i) age = (age << 8) | p[i];
-      guard_->relayed(kGuardDiskId, sequence, age);
-    }
+    if (p.size() == 12 && qdisk_) guard_->relayed(kGuardDiskId, sequence, get_be(p.data() + 8, 4));
     if (fence_grace_ || fenced_) poke();  // the awaited confirmation may be this one
     return;
   }
@@ -597,10 +593,9 @@ void ClusterService::note_node_states(MonoTime now) {
   }
 }
 
-std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
+void ClusterService::note_unheard(MonoTime now) {
   // docs/membership.md: a down node is safe once neither we nor anyone we hear hears it (each
   // peer clears it D after its last frame, when the node has fenced itself), plus margin W.
-  std::set<std::string> safe;
   // (a) Only while we reach a quorum ourselves: a decision made without one could still commit
   // after the partition heals (the placement simulator found this).
   NodeSet reachable = heartbeats_->detector().reachable();
@@ -614,7 +609,7 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
   total += disk_total;
   if (2 * votes <= total) {
     unheard_since_.clear();
-    return safe;
+    return;
   }
   for (const auto& n : config_->nodes) {
     auto id = static_cast<std::uint8_t>(n.id);
@@ -623,10 +618,15 @@ std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
       continue;
     }
     auto [it, inserted] = unheard_since_.try_emplace(n.name, now);
-    MonoTime safe_at = it->second + takeover_margin(detection());
-    if (now >= safe_at) safe.insert(n.name);
-    else if (inserted) wake_by(safe_at);  // decide at W, not at the next housekeeping
+    if (inserted) wake_by(now + takeover_margin(detection()));  // at W, not at housekeeping
   }
+}
+
+std::set<std::string> ClusterService::safe_nodes(MonoTime now) {
+  note_unheard(now);
+  std::set<std::string> safe;
+  for (const auto& [node, since] : unheard_since_)
+    if (now >= since + takeover_margin(detection())) safe.insert(node);
   return safe;
 }
 

@@ -118,6 +118,9 @@ class ClusterService {
   void publish_status();
   void note_node_states(MonoTime now);
   bool heard_by_anyone(std::uint8_t node) const;
+  /// Keeps unheard_since_: since when nobody we hear hears each node (while we reach a quorum).
+  void note_unheard(MonoTime now);
+  /// The down nodes whose groups may start elsewhere now (unheard for at least W).
   std::set<std::string> safe_nodes(MonoTime now);
   std::uint8_t id_of(const std::string& name) const;
   std::string name_of(std::uint8_t id) const;

@@ -22,14 +22,16 @@ void QuorumGuard::sent(std::uint64_t sequence, MonoTime at) {
   if (sent_.size() > kSentKept) sent_.pop_front();
 }
 
-void QuorumGuard::echoed(std::uint8_t from, std::uint64_t sequence) {
-  if (from == self_ || !votes_.contains(from)) return;
+std::optional<MonoTime> QuorumGuard::sent_at(std::uint64_t sequence) const {
   // Sequences grow with time, so the deque is sorted by both.
   auto it = std::lower_bound(sent_.begin(), sent_.end(), sequence,
                              [](const auto& p, std::uint64_t s) { return p.first < s; });
-  if (it == sent_.end() || it->first != sequence) return;  // too old, or not ours
-  MonoTime& c = confirmations_[from];
-  c = std::max(c, it->second);
+  if (it == sent_.end() || it->first != sequence) return std::nullopt;  // too old, or not ours
+  return it->second;
+}
+
+void QuorumGuard::echoed(std::uint8_t from, std::uint64_t sequence) {
+  if (auto at = sent_at(sequence)) confirm(from, *at);
 }
 
 void QuorumGuard::confirm(std::uint8_t from, MonoTime at) {
@@ -41,13 +43,8 @@ void QuorumGuard::confirm(std::uint8_t from, MonoTime at) {
 void QuorumGuard::forget(std::uint8_t from) { confirmations_.erase(from); }
 
 void QuorumGuard::relayed(std::uint8_t voter, std::uint64_t sequence, Usec age_usec) {
-  if (voter == self_ || !votes_.contains(voter)) return;
-  auto it = std::lower_bound(sent_.begin(), sent_.end(), sequence,
-                             [](const auto& p, std::uint64_t s) { return p.first < s; });
-  if (it == sent_.end() || it->first != sequence || it->second.usec < age_usec) return;
-  MonoTime at{it->second.usec - age_usec};
-  MonoTime& c = confirmations_[voter];
-  c = std::max(c, at);
+  auto at = sent_at(sequence);
+  if (at && at->usec >= age_usec) confirm(voter, MonoTime{at->usec - age_usec});
 }
 
 std::optional<MonoTime> QuorumGuard::confirmed(MonoTime now) const {

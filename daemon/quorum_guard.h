@@ -62,6 +62,9 @@ class QuorumGuard {
   const QuorumTiming& timing() const { return timing_; }
 
  private:
+  /// When our heartbeat `sequence` went out, if it is still remembered.
+  std::optional<MonoTime> sent_at(std::uint64_t sequence) const;
+
   std::uint8_t self_;
   std::map<std::uint8_t, std::uint32_t> votes_;
   std::uint64_t total_ = 0;

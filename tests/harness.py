@@ -32,6 +32,19 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def reservation_view(text):
+    """`clusterd-disk --show-reservation`'s output as {"holder": "<key> <type>" or "none",
+    "keys": ["<key>", ...]} (READ RESERVATION and READ KEYS)."""
+    view = {"holder": None, "keys": []}
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "holder":
+            view["holder"] = rest
+        elif kind == "key":
+            view["keys"].append(rest)
+    return view
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from harness import BUILD, Daemon, free_port, wait_for
+from harness import BUILD, Daemon, free_port, reservation_view, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lab"))
 from labkit import storage  # noqa: E402  (the lab's tgtadm steps, shared)
@@ -92,14 +92,7 @@ class Tgtd:
              "--initiator", "iqn.2026-11.org.clusterd:itest:observer", "--cluster-id",
              str(CLUSTER_ID)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
-        view = {"holder": None, "keys": []}
-        for line in out.stdout.splitlines():
-            kind, _, rest = line.partition(" ")
-            if kind == "holder":
-                view["holder"] = rest
-            elif kind == "key":
-                view["keys"].append(rest)
-        return view
+        return reservation_view(out.stdout)
 
 
 @pytest.fixture

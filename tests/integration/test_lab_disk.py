@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import BUILD, wait_for
+from harness import BUILD, reservation_view, wait_for
 from lab_harness import (CLUSTERLAB as CLUSTERLAB_EXEC, LEDGER_CLIENT, LEDGER_LOG, clab,
                          group_owner, ledger_lab)
 
@@ -39,15 +39,7 @@ def reservation(lab, node):
     args = [DISK_HELPER, "--show-reservation", "--portal", "10.79.0.250:3260", "--target",
             f"iqn.2024-01.org.clusterd.lab:{lab.name}.ledger", "--initiator",
             f"iqn.2026-11.org.clusterd:{lab.name}:observer"]
-    out = lab.exec(node, *args).stdout
-    view = {"holder": None, "keys": []}
-    for line in out.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "holder":
-            view["holder"] = rest
-        elif kind == "key":
-            view["keys"].append(rest)
-    return view
+    return reservation_view(lab.exec(node, *args).stdout)
 
 
 def short(view):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import BUILD, CLUSTERCTL, wait_for
+from harness import BUILD, CLUSTERCTL, reservation_view, wait_for
 from lab_harness import clab
 
 LAB_PREFIX = os.environ.get("CLUSTERD_LAB_PREFIX", "qw")
@@ -93,15 +93,12 @@ class Lab:
                 f"iqn.2024-01.org.clusterd.lab:{self.name}.quorum", "--lun", "1", "--initiator",
                 f"iqn.2026-11.org.clusterd:{self.name}:observer"]
         r = clab("exec", "--name", self.name, node, "--", *args, check=False)
-        view = {"holder": None, "keys": []}
-        for line in r.stdout.splitlines():
-            kind, _, rest = line.partition(" ")
-            if kind == "holder" and rest != "none":
-                who, _, kind_of = rest.rpartition(" ")
-                view["holder"] = f"{who.split(' of cluster')[0]} {kind_of}"
-            elif kind == "key":
-                view["keys"].append(rest.split(" of cluster")[0])
-        return view
+        raw = reservation_view(r.stdout)
+        holder = None
+        if raw["holder"] not in (None, "none"):
+            who, _, kind_of = raw["holder"].rpartition(" ")
+            holder = f"{who.split(' of cluster')[0]} {kind_of}"
+        return {"holder": holder, "keys": [k.split(" of cluster")[0] for k in raw["keys"]]}
 
 
 def made(lab):
